@@ -1,0 +1,121 @@
+/**
+ * `secretsync check`: validates the map and the roots without any network.
+ *
+ * @module
+ */
+import { Command } from "commander";
+import { z } from "zod";
+import { createLogger, type Logger } from "../log.ts";
+import { type Entry, formatProblems, parseMap } from "../map.ts";
+import { targetLabel } from "../plan.ts";
+import { rootProblems } from "../roots.ts";
+import { collect, rootsSchema, UsageError, validateOptions } from "./usage.ts";
+
+/** Default map file, as in the original tool. */
+export const DEFAULT_MAP = "/etc/oci-secretsync/map.csv";
+
+/** Parsed options of `secretsync check`. */
+export interface CheckOptions {
+  map: string;
+  roots: string[];
+  json: boolean;
+}
+
+const checkSchema = z.object({
+  map: z.string().min(1, "--map must name a file"),
+  roots: rootsSchema,
+  json: z.boolean(),
+});
+
+/** Declares `check` and its flags. */
+export function checkCommand(): Command {
+  return new Command("check")
+    .description("Validate the map file and the roots; no network, nothing written")
+    .option("--map <file>", "map file", DEFAULT_MAP)
+    .option(
+      "--root <dir>",
+      "directory secrets may be written in (repeatable) (default: /run/secrets)",
+      collect,
+      [],
+    )
+    .option("--json", "one JSON object per line", false);
+}
+
+/** Parses `check` arguments into options; throws UsageError on bad input. */
+export function parseCheckArgs(args: string[]): CheckOptions {
+  const command = checkCommand().exitOverride();
+  command.parse(args, { from: "user" });
+  const raw = command.opts();
+  return validateOptions(checkSchema, { ...raw, roots: raw.root });
+}
+
+/**
+ * Reads and validates the map and roots, logging every problem.
+ *
+ * @returns the entries, or `undefined` after logging why the run cannot go on (exit 2)
+ */
+export async function loadMap(
+  options: { map: string; roots: string[] },
+  log: Logger,
+  recipes: readonly string[] = [],
+): Promise<Entry[] | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(options.map);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotFound ? "no such file" : String(error);
+    log.log("error", "map", `Cannot read map ${options.map}: ${reason}`, {
+      event: "map_unreadable",
+      map: options.map,
+    });
+    return undefined;
+  }
+  const parsed = parseMap(text, { roots: options.roots, recipes });
+  const problems = [
+    ...(parsed.ok ? [] : formatProblems(options.map, parsed.problems)),
+    ...(await rootProblems(options.roots)),
+  ];
+  for (const message of problems) {
+    log.log("error", "map", message, { event: "map_invalid", map: options.map });
+  }
+  return parsed.ok && problems.length === 0 ? parsed.entries : undefined;
+}
+
+/** Runs `check`; returns the exit code (0 valid, 2 not). */
+export async function runCheck(options: CheckOptions): Promise<number> {
+  const log = createLogger({ json: options.json });
+  const entries = await loadMap(options, log);
+  if (!entries) return 2;
+  const secrets = new Set(entries.map((e) => e.secretId)).size;
+  const targets = new Set(entries.flatMap((e) => (e.target ? [targetLabel(e.target)] : []))).size;
+  log.log(
+    "info",
+    "map",
+    `Map ${options.map} is valid: ${entries.length} files, ${secrets} secrets, ${targets} reload targets`,
+    {
+      event: "map_valid",
+      map: options.map,
+      files: entries.length,
+      secrets,
+      targets,
+    },
+  );
+  for (const entry of entries) {
+    if (entry.target && !entry.reload) {
+      log.log(
+        "warn",
+        "map",
+        `Line ${entry.line}: ${
+          targetLabel(entry.target)
+        } has no signal or recipe, so it is never reloaded`,
+        {
+          event: "no_reload",
+          line: entry.line,
+        },
+      );
+    }
+  }
+  return 0;
+}
+
+export { UsageError };

@@ -1,0 +1,42 @@
+/**
+ * What every command shares: the usage error, option checks and how errors read.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { isNormalizedAbsolute } from "../paths.ts";
+
+/** Bad command-line usage: the run stops with exit code 2 before touching anything. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Collects a repeatable option's values. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** `--root`: repeatable, each absolute and normalized; `/run/secrets` when none is given. */
+export const rootsSchema = z
+  .array(z.string())
+  .transform((roots) => (roots.length > 0 ? roots : ["/run/secrets"]))
+  .pipe(
+    z.array(
+      z.string().refine((root) => isNormalizedAbsolute(root) && root !== "/", {
+        error: (issue) =>
+          `--root "${issue.input}" must be an absolute, normalized directory other than /`,
+      }),
+    ),
+  );
+
+/** Validates parsed options against `schema`, turning zod issues into one UsageError. */
+export function validateOptions<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    throw new UsageError(result.error.issues.map((i) => i.message).join("; "));
+  }
+  return result.data;
+}

@@ -1,0 +1,208 @@
+/**
+ * One run of `secretsync sync`: fetch every distinct secret once, bring each file in line, then
+ * reload each changed target once. All writes happen before any reload, so a container reloads
+ * with every one of its new files in place.
+ *
+ * @module
+ */
+import type { Entry } from "./map.ts";
+import type { Logger } from "./log.ts";
+import { isInside } from "./paths.ts";
+import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
+import { mapConcurrent } from "./pool.ts";
+import type { SecretBundle, SecretSource } from "./vault/mod.ts";
+import { applyAttributes, atomicWrite, ensureParent, fileChange } from "./write.ts";
+
+/** Performs one planned reload; throws with a reason when it could not. */
+export interface Reloader {
+  reload(action: ReloadAction): Promise<void>;
+}
+
+/** The edges a run talks to; tests point them at the OCI stand-in and real podman. */
+export interface SyncDeps {
+  source: SecretSource;
+  reloader: Reloader;
+  log: Logger;
+}
+
+/** How a run behaves. */
+export interface SyncSettings {
+  /** Roots the map's paths lie in; a path's longest root bounds its directory creation. */
+  roots: string[];
+  /** Fetch and compare, but write and reload nothing. */
+  dryRun: boolean;
+  /** Secrets fetched at once. */
+  concurrency: number;
+}
+
+/** What a run did, for the exit code and for callers that want more than log lines. */
+export interface SyncReport {
+  /** Entries whose file content changed (or would, in a dry run). */
+  changed: Entry[];
+  /** Entries whose mode or owner alone changed. */
+  adjusted: Entry[];
+  /** Planned reloads that ran (or would, in a dry run). */
+  reloaded: ReloadAction[];
+  /** How many entries and reloads failed. */
+  failures: number;
+}
+
+type Fetched = { bundle: SecretBundle } | { error: string };
+
+/** Exit code of a run: 1 if anything failed, else 3 if anything changed, else 0. */
+export function exitCodeOf(report: SyncReport): 0 | 1 | 3 {
+  if (report.failures > 0) return 1;
+  return report.changed.length + report.adjusted.length > 0 ? 3 : 0;
+}
+
+/**
+ * Runs one sync pass over validated entries.
+ *
+ * A failing secret fails only its own entries (their files stay as they were); every other
+ * entry is still brought in line and reloaded.
+ */
+export async function sync(
+  entries: readonly Entry[],
+  deps: SyncDeps,
+  settings: SyncSettings,
+): Promise<SyncReport> {
+  const { log } = deps;
+  const report: SyncReport = { changed: [], adjusted: [], reloaded: [], failures: 0 };
+
+  const secretIds = [...new Set(entries.map((e) => e.secretId))];
+  const fetched = new Map<string, Fetched>();
+  await mapConcurrent(secretIds, settings.concurrency, async (secretId) => {
+    try {
+      fetched.set(secretId, { bundle: await deps.source.fetch(secretId) });
+    } catch (error) {
+      const reason = messageOf(error);
+      fetched.set(secretId, { error: reason });
+      const paths = entries.filter((e) => e.secretId === secretId).map((e) => e.path);
+      log.log(
+        "error",
+        "fetch",
+        `Cannot fetch ${secretId}: ${reason}; left ${paths.join(", ")} as it was`,
+        {
+          event: "fetch_failed",
+          secretId,
+          paths,
+          reason,
+        },
+      );
+    }
+  });
+
+  for (const entry of entries) {
+    const result = fetched.get(entry.secretId);
+    if (!result || "error" in result) {
+      report.failures++;
+      continue;
+    }
+    try {
+      await bringInLine(entry, result.bundle, deps, settings, report);
+    } catch (error) {
+      report.failures++;
+      log.log(
+        "error",
+        "write",
+        `Cannot write ${entry.path} from ${entry.secretId}: ${messageOf(error)}`,
+        {
+          event: "write_failed",
+          path: entry.path,
+          secretId: entry.secretId,
+          reason: messageOf(error),
+        },
+      );
+    }
+  }
+
+  for (const action of planReloads(report.changed)) {
+    const what = `${targetLabel(action.target)} with ${reloadLabel(action.reload)}`;
+    const fields = {
+      target: targetLabel(action.target),
+      reload: reloadLabel(action.reload),
+      paths: action.paths,
+    };
+    if (settings.dryRun) {
+      log.log("info", "reload", `Would reload ${what}`, { event: "would_reload", ...fields });
+      report.reloaded.push(action);
+      continue;
+    }
+    try {
+      await deps.reloader.reload(action);
+      log.log("info", "reload", `Reloaded ${what} (for ${action.paths.join(", ")})`, {
+        event: "reloaded",
+        ...fields,
+      });
+      report.reloaded.push(action);
+    } catch (error) {
+      report.failures++;
+      log.log("error", "reload", `Cannot reload ${what}: ${messageOf(error)}`, {
+        event: "reload_failed",
+        ...fields,
+        reason: messageOf(error),
+      });
+    }
+  }
+  return report;
+}
+
+async function bringInLine(
+  entry: Entry,
+  bundle: SecretBundle,
+  deps: SyncDeps,
+  settings: SyncSettings,
+  report: SyncReport,
+): Promise<void> {
+  const { log } = deps;
+  const attributes = { mode: entry.mode, owner: entry.owner };
+  const fields = { path: entry.path, secretId: entry.secretId, version: bundle.version };
+  const root = rootOf(entry.path, settings.roots);
+  const parentExists = await ensureParent(entry.path, root, { create: !settings.dryRun });
+  const change = parentExists ? await fileChange(entry.path, bundle.bytes, attributes) : "content";
+  if (change === "none") return;
+  const mode = `0${entry.mode.toString(8)}`;
+  if (settings.dryRun) {
+    const what = change === "content" ? "update" : `set mode ${mode}${ownerText(entry)} on`;
+    log.log(
+      "info",
+      "write",
+      `Would ${what} ${entry.path} from ${entry.secretId} (version ${bundle.version})`,
+      {
+        event: change === "content" ? "would_update" : "would_adjust",
+        ...fields,
+      },
+    );
+  } else if (change === "content") {
+    await atomicWrite(entry.path, bundle.bytes, attributes);
+    log.log(
+      "info",
+      "write",
+      `Updated ${entry.path} from ${entry.secretId} (version ${bundle.version})`,
+      {
+        event: "updated",
+        ...fields,
+      },
+    );
+  } else {
+    await applyAttributes(entry.path, attributes);
+    log.log("info", "write", `Set mode ${mode}${ownerText(entry)} on ${entry.path}`, {
+      event: "adjusted",
+      ...fields,
+    });
+  }
+  (change === "content" ? report.changed : report.adjusted).push(entry);
+}
+
+function ownerText(entry: Entry): string {
+  return entry.owner ? ` and owner ${entry.owner.uid}:${entry.owner.gid}` : "";
+}
+
+/** The innermost root holding `path`; the map parser guarantees there is one. */
+function rootOf(path: string, roots: string[]): string {
+  return roots.filter((root) => isInside(path, root)).sort((a, b) => b.length - a.length)[0];
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,2 @@
+/** The release version; `deno task compile` also stamps the commit (see scripts/). */
+export const VERSION = "0.1.0";

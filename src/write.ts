@@ -1,0 +1,194 @@
+/**
+ * Compares a secret with its file and replaces the file atomically.
+ *
+ * The shape follows consul-template's renderer: compare first and leave an equal file alone
+ * (same inode, no reload); otherwise write a temp file in the same directory, fsync it, give it
+ * its mode and owner, rename it over the target and fsync the directory. A reader sees the old
+ * bytes or the new bytes, never a mix, and a crash leaves at most a stray temp file.
+ *
+ * Requires `--allow-read` and `--allow-write` for the target's directory.
+ *
+ * @module
+ */
+import { basename, dirname } from "./paths.ts";
+
+/** What differs between a secret and its file. */
+export type FileChange = "none" | "content" | "metadata";
+
+/** The file attributes secretsync manages besides the bytes. */
+export interface FileAttributes {
+  /** Permission bits, e.g. `0o600`. */
+  mode: number;
+  /** Numeric owner; `undefined` keeps whoever runs secretsync. */
+  owner?: { uid: number; gid: number };
+}
+
+/** Refused because of what is on disk: a symlink, a directory, a foreign file. */
+export class UnsafePathError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UnsafePathError";
+  }
+}
+
+/** Temp files are dot files named after their target, so a later run can find strays. */
+export const TEMP_FILE = /^\..+\.secretsync-[0-9]+-[0-9a-z]+\.tmp$/;
+
+/**
+ * Tells how `bytes` and `attributes` differ from the file at `path`. A missing file is a
+ * `content` change. Never follows a symlink: one at `path` is an {@link UnsafePathError}.
+ *
+ * @example
+ * ```ts
+ * const change = await fileChange("/run/secrets/db", bytes, { mode: 0o600 });
+ * if (change === "content") await atomicWrite("/run/secrets/db", bytes, { mode: 0o600 });
+ * ```
+ */
+export async function fileChange(
+  path: string,
+  bytes: Uint8Array,
+  attributes: FileAttributes,
+): Promise<FileChange> {
+  const info = await lstatOrNull(path);
+  if (info === null) return "content";
+  if (info.isSymlink) throw new UnsafePathError(`Refusing to write "${path}": it is a symlink`);
+  if (!info.isFile) {
+    throw new UnsafePathError(`Refusing to write "${path}": it is not a regular file`);
+  }
+  if (info.size !== bytes.length || !equalBytes(await Deno.readFile(path), bytes)) return "content";
+  const { owner } = attributes;
+  const modeDiffers = ((info.mode ?? 0) & 0o7777) !== attributes.mode;
+  const ownerDiffers = owner !== undefined && (info.uid !== owner.uid || info.gid !== owner.gid);
+  return modeDiffers || ownerDiffers ? "metadata" : "none";
+}
+
+/**
+ * Replaces the file at `path` with `bytes`, atomically, with exactly `attributes`.
+ *
+ * The temp file is created with the final mode (never wider, even for a moment), written,
+ * fsynced, chowned and chmodded, then renamed over `path`; the directory is fsynced so the
+ * rename survives a power cut. On any error the temp file is removed and `path` is untouched.
+ * The parent directory must exist (see {@link ensureParent}).
+ */
+export async function atomicWrite(
+  path: string,
+  bytes: Uint8Array,
+  attributes: FileAttributes,
+): Promise<void> {
+  const dir = dirname(path);
+  const temp = `${dir}/.${basename(path)}.secretsync-${Deno.pid}-${randomSuffix()}.tmp`;
+  let renamed = false;
+  try {
+    const file = await Deno.open(temp, { write: true, createNew: true, mode: attributes.mode });
+    try {
+      await writeAll(file, bytes);
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await applyAttributes(temp, attributes);
+    await Deno.rename(temp, path);
+    renamed = true;
+    await syncDirectory(dir);
+  } finally {
+    if (!renamed) {
+      // The original error is the one worth reporting; a failed clean-up only leaves a
+      // temp file that the next run removes.
+      await Deno.remove(temp).catch(() => {});
+    }
+  }
+}
+
+/** Sets mode and owner in place: for a file whose bytes are already right. */
+export async function applyAttributes(path: string, attributes: FileAttributes): Promise<void> {
+  // Owner first: chown may clear mode bits on some systems; chmod then sets the exact mode.
+  if (attributes.owner) await Deno.chown(path, attributes.owner.uid, attributes.owner.gid);
+  await Deno.chmod(path, attributes.mode);
+}
+
+/**
+ * Checks every directory from `root` down to the parent of `path`: each must be a real
+ * directory, so a planted symlink cannot redirect a secret outside the root. With `create`,
+ * missing ones are made with mode 0700; without it, a missing one ends the walk.
+ *
+ * @returns whether the parent directory exists now
+ */
+export async function ensureParent(
+  path: string,
+  root: string,
+  options: { create: boolean } = { create: true },
+): Promise<boolean> {
+  const parent = dirname(path);
+  const segments = parent === root ? [] : parent.slice(root.length + 1).split("/");
+  let dir = root;
+  for (const segment of ["", ...segments]) {
+    if (segment) dir = `${dir}/${segment}`;
+    const info = await lstatOrNull(dir);
+    if (info === null) {
+      if (!options.create) return false;
+      await Deno.mkdir(dir, { mode: 0o700 });
+      continue;
+    }
+    if (info.isSymlink) {
+      throw new UnsafePathError(`Refusing to write "${path}": "${dir}" is a symlink`);
+    }
+    if (!info.isDirectory) {
+      throw new UnsafePathError(`Refusing to write "${path}": "${dir}" is not a directory`);
+    }
+  }
+  return true;
+}
+
+/**
+ * Removes temp files left in `dir` by a run that died before renaming them. Only safe while
+ * no other run is writing (the run lock guarantees that).
+ */
+export async function removeStaleTempFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  try {
+    for await (const item of Deno.readDir(dir)) {
+      if (item.isFile && TEMP_FILE.test(item.name)) {
+        await Deno.remove(`${dir}/${item.name}`);
+        removed.push(`${dir}/${item.name}`);
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return removed;
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    written += await file.write(bytes.subarray(written));
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function randomSuffix(): string {
+  return crypto.getRandomValues(new Uint32Array(2)).reduce((s, n) => s + n.toString(36), "");
+}
