@@ -33,6 +33,8 @@ export interface SyncSettings {
   dryRun: boolean;
   /** Secrets fetched at once. */
   concurrency: number;
+  /** Paths whose reload failed in an earlier run: their targets are reloaded again. */
+  pendingReloads?: readonly string[];
 }
 
 /** What a run did, for the exit code and for callers that want more than log lines. */
@@ -43,6 +45,8 @@ export interface SyncReport {
   adjusted: Entry[];
   /** Planned reloads that ran (or would, in a dry run). */
   reloaded: ReloadAction[];
+  /** Paths whose reload failed in this run, to retry in the next one. */
+  pendingReloads: string[];
   /** How many entries and reloads failed. */
   failures: number;
 }
@@ -67,7 +71,13 @@ export async function sync(
   settings: SyncSettings,
 ): Promise<SyncReport> {
   const { log } = deps;
-  const report: SyncReport = { changed: [], adjusted: [], reloaded: [], failures: 0 };
+  const report: SyncReport = {
+    changed: [],
+    adjusted: [],
+    reloaded: [],
+    pendingReloads: [],
+    failures: 0,
+  };
 
   const secretIds = [...new Set(entries.map((e) => e.secretId))];
   const fetched = new Map<string, Fetched>();
@@ -116,7 +126,11 @@ export async function sync(
     }
   }
 
-  for (const action of planReloads(report.changed)) {
+  // A reload that failed earlier is owed even though its file is now unchanged. Its file is
+  // already on disk, so it is owed whatever this run's fetch did.
+  const pending = new Set(settings.pendingReloads ?? []);
+  const owed = entries.filter((e) => pending.has(e.path) && !report.changed.includes(e));
+  for (const action of planReloads([...report.changed, ...owed])) {
     const what = `${targetLabel(action.target)} with ${reloadLabel(action.reload)}`;
     const fields = {
       target: targetLabel(action.target),
@@ -137,11 +151,17 @@ export async function sync(
       report.reloaded.push(action);
     } catch (error) {
       report.failures++;
-      log.log("error", "reload", `Cannot reload ${what}: ${messageOf(error)}`, {
-        event: "reload_failed",
-        ...fields,
-        reason: messageOf(error),
-      });
+      report.pendingReloads.push(...action.paths);
+      log.log(
+        "error",
+        "reload",
+        `Cannot reload ${what}: ${messageOf(error)}; will retry next run`,
+        {
+          event: "reload_failed",
+          ...fields,
+          reason: messageOf(error),
+        },
+      );
     }
   }
   return report;

@@ -50,18 +50,21 @@ Deno.test("parseMap() reads the original format, comments, blank lines, CRLF and
 });
 
 Deno.test("parseMap() accepts three columns, an empty mode (0600), quoted fields and an owner", () => {
-  assert.deepEqual(entries(`${ID},"/run/secrets/a,b",\n${ID2},/run/secrets/c,0640,web,usr2,1000:1001\n`), [
-    { line: 1, secretId: ID, path: "/run/secrets/a,b", mode: 0o600 },
-    {
-      line: 2,
-      secretId: ID2,
-      path: "/run/secrets/c",
-      mode: 0o640,
-      owner: { uid: 1000, gid: 1001 },
-      target: { kind: "container", name: "web" },
-      reload: { kind: "signal", signal: "USR2" },
-    },
-  ]);
+  assert.deepEqual(
+    entries(`${ID},"/run/secrets/a,b",\n${ID2},/run/secrets/c,0640,web,usr2,1000:1001\n`),
+    [
+      { line: 1, secretId: ID, path: "/run/secrets/a,b", mode: 0o600 },
+      {
+        line: 2,
+        secretId: ID2,
+        path: "/run/secrets/c",
+        mode: 0o640,
+        owner: { uid: 1000, gid: 1001 },
+        target: { kind: "container", name: "web" },
+        reload: { kind: "signal", signal: "USR2" },
+      },
+    ],
+  );
 });
 
 Deno.test("parseMap() rejects each bad field with its line number", async (t) => {
@@ -79,9 +82,21 @@ Deno.test("parseMap() rejects each bad field with its line number", async (t) =>
     ["setuid mode", `${ID},/run/secrets/a,4600`, /octal permission bits/],
     ["group-writable", `${ID},/run/secrets/a,0620`, /group- or world-writable/],
     ["world-writable", `${ID},/run/secrets/a,0602`, /group- or world-writable/],
-    ["container read as a flag", `${ID},/run/secrets/a,0600,--privileged,HUP`, /not a valid container name/],
-    ["container with a space", `${ID},/run/secrets/a,0600,my app,HUP`, /not a valid container name/],
-    ["unknown signal", `${ID},/run/secrets/a,0600,web,RELOAD`, /neither a signal .* nor a known recipe/],
+    [
+      "container read as a flag",
+      `${ID},/run/secrets/a,0600,--privileged,HUP`,
+      /not a valid container name/,
+    ],
+    [
+      "container with a space",
+      `${ID},/run/secrets/a,0600,my app,HUP`,
+      /not a valid container name/,
+    ],
+    [
+      "unknown signal",
+      `${ID},/run/secrets/a,0600,web,RELOAD`,
+      /neither a signal .* nor a known recipe/,
+    ],
     ["signal without container", `${ID},/run/secrets/a,0600,,HUP`, /no container to reload/],
     ["owner by name", `${ID},/run/secrets/a,0600,web,HUP,www-data`, /numeric uid:gid/],
     ["too few fields", `${ID},/run/secrets/a`, /expected 3 to 6 fields/],
@@ -99,13 +114,20 @@ Deno.test("parseMap() rejects each bad field with its line number", async (t) =>
 });
 
 Deno.test("parseMap() names every bad line, not only the first", () => {
-  const text = [`${ID},/run/secrets/a,0600`, `bad,/run/secrets/b,0600`, `${ID},/tmp/c,0600`, `${ID},/run/secrets/d,9`]
+  const text = [
+    `${ID},/run/secrets/a,0600`,
+    `bad,/run/secrets/b,0600`,
+    `${ID},/tmp/c,0600`,
+    `${ID},/run/secrets/d,9`,
+  ]
     .join("\n");
   assert.deepEqual(problems(text).map((p) => p.split(":")[0]), ["2", "3", "4"]);
 });
 
 Deno.test("parseMap() rejects two lines with one path, and a path inside another line's file", () => {
-  const found = problems(`${ID},/run/secrets/a,0600\n${ID2},/run/secrets/a,0600\n${ID2},/run/secrets/a/b,0600\n`);
+  const found = problems(
+    `${ID},/run/secrets/a,0600\n${ID2},/run/secrets/a,0600\n${ID2},/run/secrets/a/b,0600\n`,
+  );
   assert.equal(found.length, 2);
   assert.match(found[0], /^2: path "\/run\/secrets\/a" is already written by line 1/);
   assert.match(found[1], /^3: .* inside the file "\/run\/secrets\/a" of line 1/);
@@ -136,7 +158,9 @@ Deno.test("parseMap() takes a recipe name in the fifth column only when it is kn
 
 Deno.test("parseMap() reads unit: and pidfile: targets", () => {
   assert.deepEqual(
-    entries(`${ID},/run/secrets/a,0600,unit:nginx.service,HUP\n${ID},/run/secrets/b,0600,pidfile:/run/x.pid,HUP`)
+    entries(
+      `${ID},/run/secrets/a,0600,unit:nginx.service,HUP\n${ID},/run/secrets/b,0600,pidfile:/run/x.pid,HUP`,
+    )
       .map((e) => e.target),
     [{ kind: "unit", name: "nginx.service" }, { kind: "pidfile", path: "/run/x.pid" }],
   );

@@ -21,7 +21,10 @@ Deno.test("planReloads() signals each container once per distinct signal, in map
     entry("/run/secrets/d", "web", "USR2"),
   ]);
   assert.deepEqual(plan.map((a) => [a.target, a.reload, a.paths]), [
-    [{ kind: "container", name: "web" }, { kind: "signal", signal: "HUP" }, ["/run/secrets/a", "/run/secrets/c"]],
+    [{ kind: "container", name: "web" }, { kind: "signal", signal: "HUP" }, [
+      "/run/secrets/a",
+      "/run/secrets/c",
+    ]],
     [{ kind: "container", name: "db" }, { kind: "signal", signal: "USR1" }, ["/run/secrets/b"]],
     [{ kind: "container", name: "web" }, { kind: "signal", signal: "USR2" }, ["/run/secrets/d"]],
   ]);

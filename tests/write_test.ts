@@ -91,8 +91,14 @@ Deno.test("fileChange() tells content, metadata and no change apart", async (t) 
     });
     await t.step("only the owner differs: metadata", async () => {
       const { uid, gid } = await Deno.stat(path);
-      assert.equal(await fileChange(path, text("v1"), { mode: 0o600, owner: { uid: uid!, gid: gid! } }), "none");
-      assert.equal(await fileChange(path, text("v1"), { mode: 0o600, owner: { uid: uid! + 1, gid: gid! } }), "metadata");
+      assert.equal(
+        await fileChange(path, text("v1"), { mode: 0o600, owner: { uid: uid!, gid: gid! } }),
+        "none",
+      );
+      assert.equal(
+        await fileChange(path, text("v1"), { mode: 0o600, owner: { uid: uid! + 1, gid: gid! } }),
+        "metadata",
+      );
     });
     await t.step("applyAttributes() fixes the mode in place, same inode", async () => {
       await applyAttributes(path, { mode: 0o400 });
@@ -119,7 +125,10 @@ Deno.test("ensureParent() creates missing directories 0700 and refuses symlinks 
     await Deno.mkdir(`${dir}/elsewhere`);
     await Deno.symlink(`${dir}/elsewhere`, `${dir}/link`);
     await assert.rejects(() => ensureParent(`${dir}/link/s`, dir), UnsafePathError);
-    await assert.rejects(() => ensureParent(`${dir}/link/deeper/s`, dir), /"[^"]*\/link" is a symlink/);
+    await assert.rejects(
+      () => ensureParent(`${dir}/link/deeper/s`, dir),
+      /"[^"]*\/link" is a symlink/,
+    );
     assert.deepEqual(await names(`${dir}/elsewhere`), []);
   }));
 
@@ -127,7 +136,9 @@ Deno.test("removeStaleTempFiles() removes only secretsync temp files", () =>
   withDir(async (dir) => {
     const stale = ".db.secretsync-1234-abc12.tmp";
     assert.match(stale, TEMP_FILE);
-    for (const name of [stale, "db", ".db", "x.tmp"]) await Deno.writeTextFile(`${dir}/${name}`, "");
+    for (const name of [stale, "db", ".db", "x.tmp"]) {
+      await Deno.writeTextFile(`${dir}/${name}`, "");
+    }
     assert.deepEqual(await removeStaleTempFiles(dir), [`${dir}/${stale}`]);
     assert.deepEqual(await names(dir), [".db", "db", "x.tmp"]);
   }));

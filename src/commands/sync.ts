@@ -5,7 +5,12 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { createLogger } from "../log.ts";
+import { acquireRunLock, type RunLock } from "../lock.ts";
+import { createLogger, type Logger } from "../log.ts";
+import type { Entry } from "../map.ts";
+import { dirname, isNormalizedAbsolute } from "../paths.ts";
+import { readState, writeState } from "../state.ts";
+import { removeStaleTempFiles } from "../write.ts";
 import { createReloader } from "../reload/reloader.ts";
 import { detectRuntime } from "../reload/runtime.ts";
 import { exitCodeOf, sync } from "../sync.ts";
@@ -31,10 +36,15 @@ export interface SyncOptions {
   requestTimeoutMs: number;
   /** Largest secret accepted, in bytes. */
   maxBytes: number;
+  /** Where the run lock and pending reloads live. */
+  stateDir: string;
+  /** How long to wait for another run to finish, in milliseconds. */
+  lockTimeoutMs: number;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
 const DEFAULT_IMDS = "http://169.254.169.254/opc/v2/";
+const DEFAULT_STATE_DIR = "/run/oci-secretsync";
 
 const url = (flag: string) =>
   z.string().refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
@@ -75,6 +85,11 @@ const syncSchema = z
     timeout: positiveInt("--timeout", 3600),
     requestTimeout: positiveInt("--request-timeout", 600),
     maxSize: positiveInt("--max-size", 25 * 1024 * 1024),
+    stateDir: z.string().refine(
+      isNormalizedAbsolute,
+      "--state-dir must be an absolute, normalized path",
+    ),
+    lockTimeout: positiveInt("--lock-timeout", 3600),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -92,6 +107,8 @@ const syncSchema = z
     timeoutMs: o.timeout * 1000,
     requestTimeoutMs: o.requestTimeout * 1000,
     maxBytes: o.maxSize,
+    stateDir: o.stateDir,
+    lockTimeoutMs: o.lockTimeout * 1000,
   }));
 
 function defaultOciConfig(): string {
@@ -128,6 +145,12 @@ export function syncCommand(): Command {
     .option("--timeout <seconds>", "deadline for all OCI requests of the run", "45")
     .option("--request-timeout <seconds>", "deadline for one OCI request", "10")
     .option("--max-size <bytes>", "largest secret accepted", "65536")
+    .option(
+      "--state-dir <dir>",
+      "where the run lock and pending reloads are kept",
+      DEFAULT_STATE_DIR,
+    )
+    .option("--lock-timeout <seconds>", "how long to wait for another run to finish", "60")
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
 }
@@ -145,8 +168,60 @@ export async function runSync(options: SyncOptions): Promise<number> {
   const log = createLogger({ json: options.json });
   const entries = await loadMap(options, log);
   if (!entries) return 2;
+  if (options.dryRun) return await syncOnce(entries, options, log, []);
 
-  const deadline = AbortSignal.timeout(options.timeoutMs);
+  try {
+    await Deno.mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    log.log(
+      "error",
+      "state",
+      `Cannot create state directory ${options.stateDir}: ${messageOf(error)}`,
+      {
+        event: "state_unusable",
+      },
+    );
+    return 2;
+  }
+  let lock: RunLock;
+  try {
+    lock = await acquireRunLock(options.stateDir, options.lockTimeoutMs);
+  } catch (error) {
+    log.log("error", "lock", messageOf(error), { event: "lock_timeout" });
+    return 1;
+  }
+  try {
+    // Holding the lock, any temp file in these directories belongs to a run that died.
+    const dirs = new Set([options.stateDir, ...entries.map((e) => dirname(e.path))]);
+    for (const dir of dirs) {
+      for (const path of await removeStaleTempFiles(dir)) {
+        log.log("warn", "write", `Removed ${path} left by an interrupted run`, {
+          event: "temp_removed",
+          path,
+        });
+      }
+    }
+    const { state, warning } = await readState(options.stateDir);
+    if (warning) log.log("warn", "state", warning, { event: "state_corrupt" });
+    const pending: string[] = [];
+    const code = await syncOnce(entries, options, log, state.pendingReloads, pending);
+    if (!sameSet(pending, state.pendingReloads) || warning) {
+      await writeState(options.stateDir, { pendingReloads: pending });
+    }
+    return code;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Opens the vault, runs the engine, and fills `pendingOut` with reloads to retry. */
+async function syncOnce(
+  entries: Entry[],
+  options: SyncOptions,
+  log: Logger,
+  pendingReloads: readonly string[],
+  pendingOut: string[] = [],
+): Promise<number> {
   let source: SecretSource;
   try {
     source = await openVault({
@@ -155,22 +230,36 @@ export async function runSync(options: SyncOptions): Promise<number> {
       endpoint: options.endpoint,
       stage: options.stage,
       timeoutMs: options.requestTimeoutMs,
-      signal: deadline,
+      signal: AbortSignal.timeout(options.timeoutMs),
       maxBytes: options.maxBytes,
     });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    log.log("error", "vault", `Cannot connect to OCI Vault: ${reason}; no file was changed`, {
+    log.log("error", "vault", `Cannot connect to OCI Vault: ${messageOf(error)}`, {
       event: "vault_unavailable",
-      reason,
+      reason: messageOf(error),
     });
-    return 1;
+    // Every fetch fails and every file stays as it is, but reloads owed from an earlier run
+    // need no vault: they still run.
+    source = {
+      fetch: () => Promise.reject(new Error("not fetched: OCI Vault is unavailable")),
+      close: () => {},
+    };
   }
   try {
     const reloader = createReloader({ runtime: () => detectRuntime(options.runtime) });
-    const report = await sync(entries, { source, reloader, log }, options);
+    const report = await sync(entries, { source, reloader, log }, { ...options, pendingReloads });
+    pendingOut.push(...report.pendingReloads);
     return exitCodeOf(report);
   } finally {
     source.close();
   }
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((x) => set.has(x));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
