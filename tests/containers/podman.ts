@@ -57,6 +57,8 @@ export interface Mount {
 export interface RunOptions {
   /** Name prefix; a random suffix makes it unique. @default {"secretsync-test"} */
   name?: string;
+  /** Use `name` as it is, without a suffix: for a name chosen (and mapped) beforehand. */
+  exactName?: boolean;
   /** @default {BUSYBOX_IMAGE} */
   image?: string;
   /** Directories to bind-mount. @default {[]} */
@@ -232,7 +234,7 @@ export async function sha256Hex(data: Uint8Array | string): Promise<string> {
  * @returns The container's name.
  */
 export async function runContainer(opts: RunOptions = {}): Promise<string> {
-  const name = uniqueName(opts.name ?? "secretsync-test");
+  const name = opts.exactName && opts.name ? opts.name : uniqueName(opts.name ?? "secretsync-test");
   const args = [
     "run",
     "--detach",

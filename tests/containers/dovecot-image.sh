@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds localhost/secretsync-dovecot:test from Debian 12's dovecot-core + dovecot-imapd 2.3
+# packages: dovecot, doveadm, doveconf, /usr/lib/dovecot (services and plugins), the libraries ldd
+# lists (liblua5.4, libexttextcat, libwrap come from their Debian packages when the host lacks
+# them), busybox, passwd/group with dovecot/dovenull, and a default /etc/dovecot/dovecot.conf
+# serving IMAPS with ssl_cert/ssl_key from /run/secrets/tls.crt + tls.key. PID 1 is the Dovecot
+# master (`dovecot -F`, as the official image runs it). Idempotent: does nothing if the image
+# exists and was built by this script as it is now (FORCE=1 rebuilds).
+set -euo pipefail
+IMAGE_NAME="${IMAGE:-localhost/secretsync-dovecot:test}"
+# shellcheck source=nginx-image-lib.sh
+source "$(dirname "$(readlink -f "$0")")/nginx-image-lib.sh"
+
+if [[ "${FORCE:-}" != 1 ]] && image_current "$IMAGE_NAME"; then
+  log "up to date, skipping"
+  exit 0
+fi
+start=$SECONDS
+ensure_tools
+work="$(mktemp -d /tmp/secretsync-dovecot-image.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+root="$work/root"
+stage="$work/stage"
+
+stage_packages "$stage" dovecot-core dovecot-imapd
+new_rootfs "$root"
+add_user "$root" dovecot 103 103
+add_user "$root" dovenull 104 104
+add_tree "$root" "$stage" /usr/sbin/dovecot /usr/bin/doveadm /usr/bin/doveconf /usr/lib/dovecot \
+  /usr/share/dovecot
+mkdir -p "$root"/etc/dovecot "$root"/run/dovecot "$root"/var/lib/dovecot "$root"/var/mail \
+  "$root"/run/secrets
+# Default config; tests usually mount their own directory over /etc/dovecot (port chosen then).
+cat >"$root/etc/dovecot/dovecot.conf" <<'CONF'
+protocols = imap
+listen = 127.0.0.1
+log_path = /dev/stderr
+ssl = required
+ssl_cert = </run/secrets/tls.crt
+ssl_key = </run/secrets/tls.key
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    port = 9993
+    ssl = yes
+  }
+}
+passdb {
+  driver = static
+  args = password=test
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/var/mail/%u
+}
+mail_location = maildir:~/Maildir
+CONF
+
+import_rootfs "$root" "$IMAGE_NAME" \
+  'CMD ["dovecot", "-F"]' 'ENV PATH=/usr/sbin:/usr/bin'
+log "built in $((SECONDS - start)) s, rootfs $(du -sh "$root" | cut -f1)"
