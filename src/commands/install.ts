@@ -1,0 +1,467 @@
+/**
+ * `secretsync install`: puts the binary, the systemd units and the config directory in place,
+ * then enables the timer. Copy one file onto a host, run `secretsync install`, done.
+ *
+ * Idempotent: a file already as it should be is left alone (same inode), a user's map is never
+ * overwritten, and a second run changes nothing. Steps run in order and stop at the first
+ * failure, since each one relies on the one before.
+ *
+ * Requires `--allow-read`/`--allow-write` for the three directories and the binary's path, and
+ * `--allow-run=systemctl` unless `--no-enable`.
+ *
+ * @module
+ */
+import { Command } from "commander";
+import { z } from "zod";
+import { UNIT_NAMES, type UnitName, UNITS } from "../assets.ts";
+import { createLogger, type Logger } from "../log.ts";
+import { dirname, isNormalizedAbsolute } from "../paths.ts";
+import {
+  accessProblems,
+  explainNotCapable,
+  INSTALLED_BINARY,
+  INSTALLED_BINARY_TEMP,
+} from "../permissions.ts";
+import { fileChange, UnsafePathError } from "../write.ts";
+import { validateOptions } from "./usage.ts";
+
+/** Parsed options of `secretsync install`. */
+export interface InstallOptions {
+  /** Directory the binary is copied into, as `secretsync`. */
+  prefixBin: string;
+  /** Directory the units are written into. */
+  systemdDir: string;
+  /** Directory holding map.csv. */
+  configDir: string;
+  /** Run `systemctl daemon-reload` and `systemctl enable --now …`. */
+  enable: boolean;
+  /** Say what would change; change nothing. */
+  dryRun: boolean;
+}
+
+/** What {@linkcode runInstall} talks to; tests replace parts of it. */
+export interface InstallDeps {
+  log: Logger;
+  /** Whether this process is a `deno compile`d binary. @default Deno.build.standalone */
+  standalone: boolean;
+  /** The running executable. @default Deno.execPath() */
+  execPath: string;
+  /** Runs `systemctl <args>`; resolves to its exit code and output. */
+  systemctl(args: string[]): Promise<{ code: number; output: string }>;
+}
+
+const DEFAULT_PREFIX_BIN = dirname(INSTALLED_BINARY);
+const DEFAULT_SYSTEMD_DIR = "/etc/systemd/system";
+const DEFAULT_CONFIG_DIR = "/etc/oci-secretsync";
+const UNITS_TO_ENABLE = ["run-secrets.mount", "oci-secretsync.timer"];
+const UNIT_MODE = 0o644;
+const BINARY_MODE = 0o755;
+const MAP_MODE = 0o644;
+const CONFIG_DIR_MODE = 0o755;
+
+/**
+ * The map written when none exists: comments only, so the timer's first runs succeed with
+ * nothing to do. Each example line is valid once uncommented.
+ */
+export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to which file.
+# One secret per line:  ocid,path,mode,container,signal[,owner]
+#   ocid       the secret's OCID (ocid1.vaultsecret....)
+#   path       where to write it, inside /run/secrets
+#   mode       file mode, 0600 when empty; never group- or world-writable
+#   container  optional: docker/podman container to reload when the file changes
+#   signal     optional: the signal to send it (HUP, USR1, ...) or a recipe name
+#   owner      optional: numeric uid:gid of the file
+#
+# Examples: remove the leading "# " to use one.
+# ocid1.vaultsecret.oc1.iad.exampledbpassword,/run/secrets/db_password,0600,myapp,HUP
+# ocid1.vaultsecret.oc1.iad.exampleapikey,/run/secrets/api_key,0400,,
+#
+# Then: secretsync check && systemctl start oci-secretsync.service
+`;
+
+/** Characters allowed in the directory options: they end up in the unit's ExecStart line. */
+const SAFE_PATH = /^\/[A-Za-z0-9._/+@-]*$/;
+
+const dir = (flag: string) =>
+  z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_PATH.test(value), {
+    error: (issue) =>
+      `${flag} "${issue.input}" must be an absolute, normalized directory of letters, digits and . _ / + @ -`,
+  });
+
+const installSchema = z.object({
+  prefixBin: dir("--prefix-bin"),
+  systemdDir: dir("--systemd-dir"),
+  configDir: dir("--config-dir"),
+  enable: z.boolean(),
+  dryRun: z.boolean(),
+});
+
+/** Declares `install` and its flags. */
+export function installCommand(): Command {
+  return new Command("install")
+    .description(
+      "Install this binary, the systemd units and /etc/oci-secretsync, then enable the timer",
+    )
+    .option("--prefix-bin <dir>", "where the binary goes, as secretsync", DEFAULT_PREFIX_BIN)
+    .option("--systemd-dir <dir>", "where the units go", DEFAULT_SYSTEMD_DIR)
+    .option("--config-dir <dir>", "where map.csv lives", DEFAULT_CONFIG_DIR)
+    .option("--no-enable", "do not run systemctl daemon-reload and enable --now")
+    .option("--dry-run", "say what would change; change nothing", false)
+    .addHelpText(
+      "after",
+      '\nA compiled secretsync may only write the default directories; see README, "Permissions".',
+    );
+}
+
+/** Parses `install` arguments into options; throws UsageError on bad input. */
+export function parseInstallArgs(args: string[]): InstallOptions {
+  const command = installCommand().exitOverride();
+  command.parse(args, { from: "user" });
+  return validateOptions(installSchema, command.opts());
+}
+
+/**
+ * The units for an install: exactly `systemd/` for the default paths; otherwise the service's
+ * `ExecStart=` names the binary and map where this install puts them.
+ */
+export function renderUnits(
+  options: Pick<InstallOptions, "prefixBin" | "configDir">,
+): Record<UnitName, string> {
+  const binary = `${options.prefixBin}/secretsync`;
+  const units = { ...UNITS };
+  for (const name of UNIT_NAMES) {
+    units[name] = units[name].replace(/^ExecStart=.*$/gm, (line) =>
+      line
+        .replaceAll(INSTALLED_BINARY, binary)
+        .replaceAll(`${DEFAULT_CONFIG_DIR}/`, `${options.configDir}/`));
+  }
+  return units;
+}
+
+/** Counts what an install changed, for the closing line. */
+interface Tally {
+  changed: number;
+  unchanged: number;
+}
+
+/** A step failed; the messages say what to do. */
+class InstallError extends Error {
+  constructor(readonly messages: string[], readonly exitCode: 1 | 2 = 1) {
+    super(messages.join("; "));
+    this.name = "InstallError";
+  }
+}
+
+/**
+ * Runs `install`; returns the exit code: 0 done (or nothing to do), 1 a step failed, 2 a path
+ * this build may not use.
+ */
+export async function runInstall(
+  options: InstallOptions,
+  deps: Partial<InstallDeps> = {},
+): Promise<number> {
+  const log = deps.log ?? createLogger();
+  const full: InstallDeps = {
+    log,
+    standalone: deps.standalone ?? Deno.build.standalone,
+    execPath: deps.execPath ?? Deno.execPath(),
+    systemctl: deps.systemctl ?? systemctl,
+  };
+  const tally: Tally = { changed: 0, unchanged: 0 };
+  try {
+    preflight(options);
+    await requireSystemdDir(options.systemdDir);
+    await installBinary(options, full, tally);
+    const units = renderUnits(options);
+    for (const name of UNIT_NAMES) {
+      await installFile(
+        `${options.systemdDir}/${name}`,
+        units[name],
+        UNIT_MODE,
+        options,
+        full,
+        tally,
+      );
+    }
+    await installConfig(options, full, tally);
+    await enableUnits(options, full);
+  } catch (error) {
+    const failure = error instanceof InstallError ? error : new InstallError([explain(error)]);
+    for (const message of failure.messages) {
+      log.log("error", "install", message, { event: "install_failed" });
+    }
+    return failure.exitCode;
+  }
+  const summary = options.dryRun
+    ? `Dry run: ${tally.changed} would change, ${tally.unchanged} already in place`
+    : `Installed: ${tally.changed} changed, ${tally.unchanged} already in place`;
+  log.log("info", "install", summary, {
+    event: options.dryRun ? "install_dry_run" : "installed",
+    changed: tally.changed,
+    unchanged: tally.unchanged,
+  });
+  return 0;
+}
+
+/** Every path install touches must be within this build's permissions: say which is not. */
+function preflight(options: InstallOptions): void {
+  const units = UNIT_NAMES.map((name) => `${options.systemdDir}/${name}`);
+  const binary = `${options.prefixBin}/secretsync`;
+  const map = `${options.configDir}/map.csv`;
+  const problems = accessProblems({
+    read: [binary, ...units, options.configDir, map],
+    write: options.dryRun ? [] : [binary, binaryTemp(options), ...units, options.configDir, map],
+  });
+  if (problems.length > 0) throw new InstallError(problems, 2);
+}
+
+/** The only directory checked up front: its absence means this is no systemd host. */
+async function requireSystemdDir(path: string): Promise<void> {
+  const info = await Deno.stat(path).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  });
+  if (!info?.isDirectory) {
+    throw new InstallError([
+      `Cannot install: --systemd-dir "${path}" is not an existing directory (is this a systemd host?)`,
+    ]);
+  }
+}
+
+async function installBinary(options: InstallOptions, deps: InstallDeps, tally: Tally) {
+  const { log } = deps;
+  const target = `${options.prefixBin}/secretsync`;
+  if (!deps.standalone) {
+    const exists = await Deno.lstat(target).then(() => true, () => false);
+    log.log(
+      "warn",
+      "install",
+      `Running from source (deno run), so there is no binary to copy to ${target}; skipped. ` +
+        "Build one with `deno task compile` and run its `install`" +
+        (exists ? "." : `; until then the service's ExecStart=${target} does not exist.`),
+      { event: "binary_skipped", path: target },
+    );
+    return;
+  }
+  if (deps.execPath === target) {
+    log.log("info", "install", `${target} is this binary already`, {
+      event: "unchanged",
+      path: target,
+    });
+    tally.unchanged++;
+    return;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(deps.execPath);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) throw error;
+    throw new InstallError([
+      `Cannot copy ${deps.execPath} to ${target}: this build may not read its own file there. ` +
+      `Copy it yourself and install from the copy: ` +
+      `install -m 0755 ${deps.execPath} ${target} && ${target} install`,
+    ]);
+  }
+  if (await unchanged(target, bytes, BINARY_MODE)) {
+    log.log("info", "install", `${target} is up to date`, { event: "unchanged", path: target });
+    tally.unchanged++;
+    return;
+  }
+  tally.changed++;
+  if (options.dryRun) {
+    log.log("info", "install", `Would copy ${deps.execPath} to ${target}`, {
+      event: "would_write",
+      path: target,
+    });
+    return;
+  }
+  await replaceFile(target, binaryTemp(options), bytes, BINARY_MODE);
+  log.log("info", "install", `Copied ${deps.execPath} to ${target}`, {
+    event: "wrote",
+    path: target,
+  });
+}
+
+async function installFile(
+  path: string,
+  text: string,
+  mode: number,
+  options: InstallOptions,
+  deps: InstallDeps,
+  tally: Tally,
+): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  if (await unchanged(path, bytes, mode)) {
+    deps.log.log("info", "install", `${path} is up to date`, { event: "unchanged", path });
+    tally.unchanged++;
+    return;
+  }
+  tally.changed++;
+  if (options.dryRun) {
+    deps.log.log("info", "install", `Would write ${path}`, { event: "would_write", path });
+    return;
+  }
+  const temp = `${dirname(path)}/.${path.slice(dirname(path).length + 1)}.secretsync-install.tmp`;
+  await replaceFile(path, temp, bytes, mode);
+  deps.log.log("info", "install", `Wrote ${path}`, { event: "wrote", path });
+}
+
+async function installConfig(options: InstallOptions, deps: InstallDeps, tally: Tally) {
+  const { log } = deps;
+  const { configDir } = options;
+  const map = `${configDir}/map.csv`;
+  const dirInfo = await Deno.lstat(configDir).catch(() => undefined);
+  if (dirInfo && !dirInfo.isDirectory) {
+    throw new InstallError([`Cannot install: "${configDir}" exists and is not a directory`]);
+  }
+  if (!dirInfo) {
+    tally.changed++;
+    if (options.dryRun) {
+      log.log("info", "install", `Would create ${configDir}`, {
+        event: "would_create",
+        path: configDir,
+      });
+    } else {
+      await Deno.mkdir(configDir, { mode: CONFIG_DIR_MODE }).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        throw new InstallError([`Cannot create ${configDir}: its parent directory does not exist`]);
+      });
+      await Deno.chmod(configDir, CONFIG_DIR_MODE); // mkdir's mode is reduced by the umask
+      log.log("info", "install", `Created ${configDir}`, { event: "created", path: configDir });
+    }
+  }
+  const mapInfo = dirInfo ? await Deno.lstat(map).catch(() => undefined) : undefined;
+  if (mapInfo) {
+    log.log("info", "install", `Kept the existing ${map}`, { event: "unchanged", path: map });
+    tally.unchanged++;
+    return;
+  }
+  tally.changed++;
+  if (options.dryRun) {
+    log.log("info", "install", `Would write an example ${map}`, {
+      event: "would_write",
+      path: map,
+    });
+    return;
+  }
+  // createNew: if a map appeared since the check, it is the user's and stays.
+  const file = await Deno.open(map, { write: true, createNew: true, mode: MAP_MODE });
+  try {
+    await file.write(new TextEncoder().encode(EXAMPLE_MAP));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.chmod(map, MAP_MODE);
+  log.log("info", "install", `Wrote an example ${map}: add your secrets to it`, {
+    event: "wrote",
+    path: map,
+  });
+}
+
+async function enableUnits(options: InstallOptions, deps: InstallDeps): Promise<void> {
+  const calls = [["daemon-reload"], ["enable", "--now", ...UNITS_TO_ENABLE]];
+  if (!options.enable) {
+    deps.log.log(
+      "info",
+      "install",
+      `Not enabling (--no-enable); to start: systemctl daemon-reload && systemctl enable --now ${
+        UNITS_TO_ENABLE.join(" ")
+      }`,
+      { event: "enable_skipped" },
+    );
+    return;
+  }
+  for (const args of calls) {
+    const line = `systemctl ${args.join(" ")}`;
+    if (options.dryRun) {
+      deps.log.log("info", "install", `Would run ${line}`, { event: "would_run", command: line });
+      continue;
+    }
+    let result: { code: number; output: string };
+    try {
+      result = await deps.systemctl(args);
+    } catch (error) {
+      const why = error instanceof Deno.errors.NotFound
+        ? "systemctl is not on PATH (is this a systemd host? use --no-enable)"
+        : explain(error);
+      throw new InstallError([`Cannot run ${line}: ${why}`]);
+    }
+    if (result.code !== 0) {
+      throw new InstallError([
+        `${line} failed (exit code ${result.code}): ${result.output.trim() || "no output"}`,
+      ]);
+    }
+    deps.log.log("info", "install", `Ran ${line}`, { event: "ran", command: line });
+  }
+}
+
+/** Whether `path` already holds exactly `bytes` with `mode`; a missing file is a change. */
+async function unchanged(path: string, bytes: Uint8Array, mode: number): Promise<boolean> {
+  return (await fileChange(path, bytes, { mode })) === "none";
+}
+
+/**
+ * Replaces `path` with `bytes` through `temp` in the same directory: write, fsync, chmod,
+ * rename, fsync the directory. A running binary can be replaced this way (no ETXTBSY).
+ */
+async function replaceFile(path: string, temp: string, bytes: Uint8Array, mode: number) {
+  await Deno.remove(temp).catch(() => {
+    // Usually absent; a stale one from an interrupted install is what this clears.
+  });
+  let renamed = false;
+  try {
+    const file = await Deno.open(temp, { write: true, createNew: true, mode }).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new InstallError([
+        `Cannot write ${path}: the directory ${dirname(path)} does not exist`,
+      ]);
+    });
+    try {
+      let written = 0;
+      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.chmod(temp, mode);
+    await Deno.rename(temp, path);
+    renamed = true;
+    const dir = await Deno.open(dirname(path), { read: true });
+    try {
+      await dir.sync();
+    } finally {
+      dir.close();
+    }
+  } finally {
+    if (!renamed) {
+      // The original error is the one to report; a leftover temp file is cleared next time.
+      await Deno.remove(temp).catch(() => {});
+    }
+  }
+}
+
+function binaryTemp(options: InstallOptions): string {
+  return options.prefixBin === DEFAULT_PREFIX_BIN
+    ? INSTALLED_BINARY_TEMP
+    : `${options.prefixBin}/.secretsync.new`;
+}
+
+async function systemctl(args: string[]): Promise<{ code: number; output: string }> {
+  const result = await new Deno.Command("systemctl", {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: result.code, output: `${decode(result.stderr)}${decode(result.stdout)}` };
+}
+
+function explain(error: unknown): string {
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `${error.message}: run install as root (sudo secretsync install)`;
+  }
+  if (error instanceof UnsafePathError || error instanceof InstallError) return error.message;
+  return explainNotCapable(error);
+}
