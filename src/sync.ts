@@ -10,7 +10,7 @@ import type { Logger } from "./log.ts";
 import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
-import type { SecretBundle, SecretSource } from "./vault/mod.ts";
+import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import { applyAttributes, atomicWrite, ensureParent, fileChange } from "./write.ts";
 
 /** Performs one planned reload; throws with a reason when it could not. */
@@ -53,10 +53,14 @@ export interface SyncReport {
 
 type Fetched = { bundle: SecretBundle } | { error: string };
 
-/** Exit code of a run: 1 if anything failed, else 3 if anything changed, else 0. */
+/**
+ * Exit code of a run: 1 if anything failed, else 3 if anything changed (a file, its mode or
+ * owner, or a reload owed from an earlier run was done), else 0.
+ */
 export function exitCodeOf(report: SyncReport): 0 | 1 | 3 {
   if (report.failures > 0) return 1;
-  return report.changed.length + report.adjusted.length > 0 ? 3 : 0;
+  const acted = report.changed.length + report.adjusted.length + report.reloaded.length;
+  return acted > 0 ? 3 : 0;
 }
 
 /**
@@ -85,7 +89,7 @@ export async function sync(
     try {
       fetched.set(secretId, { bundle: await deps.source.fetch(secretId) });
     } catch (error) {
-      const reason = messageOf(error);
+      const reason = error instanceof VaultError ? error.reason : messageOf(error);
       fetched.set(secretId, { error: reason });
       const paths = entries.filter((e) => e.secretId === secretId).map((e) => e.path);
       log.log(

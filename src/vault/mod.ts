@@ -1,0 +1,29 @@
+/**
+ * The OCI Vault client: fetches secret bundles with OCI's TypeScript SDK, with secretsync's own
+ * retry policy, per-request timeouts and run deadline, and without SDK console output.
+ *
+ * ```ts
+ * import { openVault, VaultError } from "./src/vault/mod.ts";
+ *
+ * const vault = await openVault({ auth: { mode: "instance_principal" }, stage: "CURRENT" });
+ * try {
+ *   const { bytes, version } = await vault.fetch("ocid1.vaultsecret.oc1.iad.example");
+ * } catch (e) {
+ *   if (e instanceof VaultError) console.error(e.message); // names the OCID, never the content
+ * } finally {
+ *   vault.close();
+ * }
+ * ```
+ *
+ * @module
+ */
+export type { SecretBundle, SecretSource, VaultAuth, VaultOptions } from "./types.ts";
+export { VaultError, type VaultErrorDetails } from "./error.ts";
+export { openVault, parseStage } from "./open.ts";
+export {
+  backoffDelayMs,
+  type BackoffOptions,
+  type BackoffPolicy,
+  DEFAULT_BACKOFF,
+  isRetryableStatus,
+} from "./retry.ts";

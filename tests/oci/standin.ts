@@ -1,0 +1,775 @@
+/**
+ * A loopback stand-in for the parts of OCI that secretsync talks to, good enough that the real
+ * `oci-secrets`/`oci-common` SDK runs against it unmodified:
+ *
+ * - IMDS v2 (`/opc/v2/…`, requires `Authorization: Bearer Oracle`): region, leaf certificate and
+ *   key, intermediate certificate.
+ * - Federation (`POST /v1/x509`): verifies the request signature with the leaf certificate's key,
+ *   answers `{"token": JWT}` with the session public key in the `jwk` claim.
+ * - Secret retrieval (`GET /20190301/secretbundles/{id}`,
+ *   `POST /20190301/secretbundles/actions/getByName`): real SecretBundle JSON.
+ *
+ * Every signed request is verified (signature, signed header set, date skew, body hash); any
+ * failure is a 401 `NotAuthenticated` counted in `calls.rejected`. Faults can be injected per
+ * path and per secret.
+ *
+ * @example
+ * ```ts
+ * const oci = await startOciStandIn();
+ * try {
+ *   const v = oci.setSecret("ocid1.vaultsecret.oc1..a", "hunter2");
+ *   oci.fault({ secretId: "ocid1.vaultsecret.oc1..a" }, { status: 503, times: 2 });
+ *   const vault = await openVault({
+ *     auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
+ *     endpoint: oci.secretsEndpoint,
+ *     stage: "CURRENT",
+ *   });
+ *   // …
+ * } finally {
+ *   await oci.close();
+ * }
+ * ```
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHmac, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
+import { type RawRequest, type Reply, serveRaw } from "./_http.ts";
+import { getPki, type Pki } from "./_pki.ts";
+import { contentSha256, parseAuthorization, signingString, verifyRsaSha256 } from "./_signature.ts";
+
+/** Options for `startOciStandIn`. */
+export interface StandInOptions {
+  /** Region served by IMDS. @default "us-ashburn-1" */
+  region?: string;
+  /** Tenancy OCID, also written into the leaf certificate. @default "ocid1.tenancy.oc1..aaaastandin" */
+  tenancyId?: string;
+  /** Lifetime of issued session tokens. @default 3600 */
+  tokenTtlSeconds?: number;
+  /** Largest accepted difference between the signed date and now. @default 300 */
+  maxSkewSeconds?: number;
+  /** Port on 127.0.0.1. @default 0 (any free port) */
+  port?: number;
+  /**
+   * Serve the unsigned control API under `/_standin/` (for serve.ts and demos):
+   * `PUT /_standin/secrets/{id}` (body: the value; answers `{"version": n}`),
+   * `POST /_standin/faults` (`{"match": {…}, "fault": {…}}`), `DELETE /_standin/faults`,
+   * `GET /_standin/calls`. @default false
+   */
+  control?: boolean;
+}
+
+/** Which endpoint family a fault applies to. */
+export type FaultPath = "imds" | "federation" | "secrets";
+
+/** Which requests a fault applies to; an empty match applies to every request. */
+export interface FaultMatch {
+  /** Secret OCID (for getByName: the OCID the name resolves to). */
+  secretId?: string;
+  path?: FaultPath;
+}
+
+/**
+ * What happens to a matching request. Applied in this order: `delayMs`, then `hang`, `reset`,
+ * `status`, `body`; the bundle overrides change an otherwise normal answer. A fault with only
+ * `delayMs` delays a normal answer.
+ */
+export interface Fault {
+  /** Answer this HTTP status with an OCI error body (or `body`). */
+  status?: number;
+  /** OCI error code for `status`. Default: the usual one for the status. */
+  code?: string;
+  /** OCI error message for `status`. */
+  message?: string;
+  /** Wait this long before doing anything else. */
+  delayMs?: number;
+  /** Never answer; the connection stays open until `close()`. */
+  hang?: boolean;
+  /** Close the connection without an answer. */
+  reset?: boolean;
+  /** Raw response body (with `status`, or 200 without it): e.g. malformed JSON. */
+  body?: string;
+  /** Content-Type header for `body`. @default "application/json" */
+  contentType?: string;
+  /** Replaces `secretBundleContent.contentType` in a normal answer (e.g. "TEXT"). */
+  bundleContentType?: string;
+  /** Replaces `secretBundleContent.content` in a normal answer (e.g. invalid base64). */
+  bundleContent?: string | null;
+  /** How many matching requests this fault affects. @default Infinity */
+  times?: number;
+}
+
+/** Request counters. Faulted and rejected requests count too. */
+export interface StandInCalls {
+  imds: number;
+  federation: number;
+  /** Per secret OCID (getByName of an unknown name: `name:<vaultId>/<name>`). */
+  secrets: Map<string, number>;
+  /** Requests refused for a missing, malformed or wrong signature. */
+  rejected: number;
+  /** Every request as "METHOD /path" (no query), oldest first. */
+  log: string[];
+}
+
+/** Options for `setSecret`. */
+export interface SetSecretOptions {
+  /** Secret name for getByName. @default the OCID */
+  name?: string;
+  /** @default the stand-in's vault OCID */
+  vaultId?: string;
+  /**
+   * CURRENT (default): the new version becomes CURRENT and LATEST, the old CURRENT becomes
+   * PREVIOUS, the old PREVIOUS becomes DEPRECATED. PENDING: the new version is PENDING and
+   * LATEST; CURRENT stays where it is.
+   */
+  stage?: "CURRENT" | "PENDING";
+}
+
+/** A running stand-in. */
+export interface OciStandIn {
+  /** Base URL, `http://127.0.0.1:PORT`. */
+  url: string;
+  /** `${url}/opc/v2/` */
+  imdsUrl: string;
+  /** Federation endpoint (the SDK appends `/v1/x509`). */
+  authEndpoint: string;
+  /** Secrets endpoint (the SDK appends `/20190301`). */
+  secretsEndpoint: string;
+  region: string;
+  tenancyId: string;
+  /** The default vault OCID secrets are created in. */
+  vaultId: string;
+  calls: StandInCalls;
+  /** Why each rejected request was rejected, oldest first (for test diagnostics). */
+  rejections: string[];
+  /** Writes an OCI config file and PEM key the stand-in knows; returns the paths. */
+  writeApiKeyConfig(dir: string): Promise<{ configFile: string; profile: string }>;
+  /** The API key's keyId and PEM, for tests that sign requests themselves. */
+  apiKey(): { keyId: string; privateKeyPem: string };
+  /** Adds a version; returns its version number. */
+  setSecret(id: string, value: Uint8Array | string, opts?: SetSecretOptions): number;
+  fault(match: FaultMatch, fault: Fault): void;
+  clearFaults(): void;
+  /** `calls.secrets.get(id) ?? 0` */
+  secretCalls(id: string): number;
+  close(): Promise<void>;
+}
+
+interface Version {
+  number: number;
+  bytes: Uint8Array;
+  stages: Set<string>;
+  timeCreated: string;
+}
+
+interface Secret {
+  id: string;
+  name: string;
+  vaultId: string;
+  versions: Version[];
+}
+
+interface IssuedToken {
+  sessionKey: KeyObject;
+  exp: number;
+}
+
+const STAGES = new Set(["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"]);
+const DEFAULT_CODES: Record<number, string> = {
+  400: "InvalidParameter",
+  401: "NotAuthenticated",
+  403: "NotAuthorizedOrNotFound",
+  404: "NotAuthorizedOrNotFound",
+  409: "IncorrectState",
+  429: "TooManyRequests",
+  500: "InternalServerError",
+  502: "BadGateway",
+  503: "ServiceUnavailable",
+  504: "GatewayTimeout",
+};
+const API_USER = "ocid1.user.oc1..aaaastandinuser";
+const INSTANCE_ID = "ocid1.instance.oc1.iad.aaaastandininstance";
+
+/**
+ * Starts the stand-in on 127.0.0.1 on a free port. Requires `--allow-net`, `--allow-run`
+ * (openssl) and `--allow-read`/`--allow-write` (temp files).
+ */
+export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciStandIn> {
+  const region = opts.region ?? "us-ashburn-1";
+  const tenancyId = opts.tenancyId ?? "ocid1.tenancy.oc1..aaaastandin";
+  const tokenTtl = opts.tokenTtlSeconds ?? 3600;
+  const maxSkewMs = (opts.maxSkewSeconds ?? 300) * 1000;
+  const vaultId = "ocid1.vault.oc1.iad.aaaastandinvault";
+  const pki = await getPki(tenancyId, INSTANCE_ID);
+  const apiKeyId = `${tenancyId}/${API_USER}/${pki.apiKeyFingerprint}`;
+  const fedKeyId = `${tenancyId}/fed-x509/${pki.leafSha1Fingerprint}`;
+  const jwtSecret = crypto.getRandomValues(new Uint8Array(32));
+
+  const secrets = new Map<string, Secret>();
+  const faults: { match: FaultMatch; fault: Fault; left: number }[] = [];
+  const tokens = new Map<string, IssuedToken>();
+  const calls: StandInCalls = {
+    imds: 0,
+    federation: 0,
+    secrets: new Map(),
+    rejected: 0,
+    log: [],
+  };
+  const rejections: string[] = [];
+
+  const ctx: HandlerContext = {
+    region,
+    tenancyId,
+    pki,
+    apiKeyId,
+    fedKeyId,
+    tokenTtl,
+    maxSkewMs,
+    jwtSecret,
+    secrets,
+    tokens,
+    calls,
+    rejections,
+    takeFault(path, secretId) {
+      for (const f of faults) {
+        if (f.left <= 0) continue;
+        if (f.match.path !== undefined && f.match.path !== path) continue;
+        if (f.match.secretId !== undefined && f.match.secretId !== secretId) continue;
+        f.left--;
+        return f.fault;
+      }
+      return undefined;
+    },
+  };
+
+  const server = serveRaw((req) => {
+    if (opts.control && new URL(req.target, "http://x").pathname.startsWith("/_standin/")) {
+      return Promise.resolve(control(standIn, req));
+    }
+    return handle(ctx, req, server.closing);
+  }, opts.port ?? 0);
+  const url = `http://127.0.0.1:${server.port}`;
+
+  const standIn: OciStandIn = {
+    url,
+    imdsUrl: `${url}/opc/v2/`,
+    authEndpoint: url,
+    secretsEndpoint: url,
+    region,
+    tenancyId,
+    vaultId,
+    calls,
+    rejections,
+    async writeApiKeyConfig(dir) {
+      const keyFile = `${dir}/oci_api_key.pem`;
+      const configFile = `${dir}/oci_config`;
+      await Deno.writeTextFile(keyFile, pki.apiKeyPem, { mode: 0o600 });
+      await Deno.writeTextFile(
+        configFile,
+        [
+          "[DEFAULT]",
+          `user=${API_USER}`,
+          `fingerprint=${pki.apiKeyFingerprint}`,
+          `tenancy=${tenancyId}`,
+          `region=${region}`,
+          `key_file=${keyFile}`,
+          "",
+        ].join("\n"),
+        { mode: 0o600 },
+      );
+      return { configFile, profile: "DEFAULT" };
+    },
+    apiKey: () => ({ keyId: apiKeyId, privateKeyPem: pki.apiKeyPem }),
+    setSecret(id, value, o = {}) {
+      const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value.slice();
+      let s = secrets.get(id);
+      if (!s) {
+        s = { id, name: o.name ?? id, vaultId: o.vaultId ?? vaultId, versions: [] };
+        secrets.set(id, s);
+      }
+      const v: Version = {
+        number: s.versions.length + 1,
+        bytes,
+        stages: new Set(),
+        timeCreated: new Date().toISOString(),
+      };
+      for (const old of s.versions) old.stages.delete("LATEST");
+      if ((o.stage ?? "CURRENT") === "CURRENT") {
+        for (const old of s.versions) {
+          if (old.stages.delete("PREVIOUS")) old.stages.add("DEPRECATED");
+        }
+        for (const old of s.versions) {
+          if (old.stages.delete("CURRENT")) old.stages.add("PREVIOUS");
+        }
+        for (const old of s.versions) old.stages.delete("PENDING");
+        v.stages.add("CURRENT");
+      } else {
+        v.stages.add("PENDING");
+      }
+      v.stages.add("LATEST");
+      s.versions.push(v);
+      return v.number;
+    },
+    fault(match, fault) {
+      faults.push({ match, fault, left: fault.times ?? Infinity });
+    },
+    clearFaults() {
+      faults.length = 0;
+    },
+    secretCalls: (id) => calls.secrets.get(id) ?? 0,
+    close: () => server.close(),
+  };
+  return standIn;
+}
+
+interface HandlerContext {
+  region: string;
+  tenancyId: string;
+  pki: Pki;
+  apiKeyId: string;
+  fedKeyId: string;
+  tokenTtl: number;
+  maxSkewMs: number;
+  jwtSecret: Uint8Array;
+  secrets: Map<string, Secret>;
+  tokens: Map<string, IssuedToken>;
+  calls: StandInCalls;
+  rejections: string[];
+  takeFault(path: FaultPath, secretId?: string): Fault | undefined;
+}
+
+class Rejected extends Error {}
+
+async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal): Promise<Reply> {
+  const url = new URL(req.target, "http://standin");
+  const path = url.pathname;
+  const requestId = req.headers.get("opc-request-id") ?? crypto.randomUUID();
+  ctx.calls.log.push(`${req.method} ${path}`);
+
+  let kind: FaultPath;
+  let secretId: string | undefined;
+  if (path.startsWith("/opc/v2/")) {
+    kind = "imds";
+    ctx.calls.imds++;
+  } else if (path === "/v1/x509") {
+    kind = "federation";
+    ctx.calls.federation++;
+  } else if (path.startsWith("/20190301/secretbundles/")) {
+    kind = "secrets";
+    secretId = resolveSecretId(ctx, req.method, url);
+    if (secretId !== undefined) {
+      ctx.calls.secrets.set(secretId, (ctx.calls.secrets.get(secretId) ?? 0) + 1);
+    }
+  } else {
+    return ociError(404, "NotFound", `No route for ${req.method} ${path}`, requestId);
+  }
+
+  const fault = ctx.takeFault(kind, secretId);
+  if (fault?.delayMs) await sleep(fault.delayMs, closing);
+  if (fault?.hang) return { kind: "hang" };
+  if (fault?.reset) return { kind: "reset" };
+  if (fault?.status !== undefined) {
+    if (fault.body !== undefined) return rawBody(fault.status, fault, requestId);
+    return ociError(
+      fault.status,
+      fault.code ?? DEFAULT_CODES[fault.status] ?? "Unknown",
+      fault.message ?? `Injected fault ${fault.status}`,
+      requestId,
+    );
+  }
+  if (fault?.body !== undefined) return rawBody(200, fault, requestId);
+
+  try {
+    switch (kind) {
+      case "imds":
+        return imds(ctx, req, path.slice("/opc/v2/".length), requestId);
+      case "federation":
+        return federation(ctx, req, requestId);
+      case "secrets":
+        return secretBundle(ctx, req, url, requestId, fault);
+    }
+  } catch (e) {
+    if (e instanceof Rejected) {
+      ctx.calls.rejected++;
+      ctx.rejections.push(`${req.method} ${path}: ${e.message}`);
+      return ociError(
+        401,
+        "NotAuthenticated",
+        "The required information to complete authentication was not provided or was incorrect.",
+        requestId,
+      );
+    }
+    throw e;
+  }
+}
+
+/** The unsigned control API (see StandInOptions.control). */
+function control(oci: OciStandIn, req: RawRequest): Reply {
+  const path = new URL(req.target, "http://x").pathname;
+  const json = (status: number, body: unknown): Reply => ({
+    kind: "response",
+    status,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  try {
+    if (req.method === "PUT" && path.startsWith("/_standin/secrets/")) {
+      const id = decodeURIComponent(path.slice("/_standin/secrets/".length));
+      return json(200, { version: oci.setSecret(id, req.body) });
+    }
+    if (req.method === "POST" && path === "/_standin/faults") {
+      const { match, fault } = JSON.parse(new TextDecoder().decode(req.body));
+      oci.fault(match ?? {}, fault ?? {});
+      return json(200, {});
+    }
+    if (req.method === "DELETE" && path === "/_standin/faults") {
+      oci.clearFaults();
+      return json(200, {});
+    }
+    if (req.method === "GET" && path === "/_standin/calls") {
+      return json(200, { ...oci.calls, secrets: Object.fromEntries(oci.calls.secrets) });
+    }
+  } catch (e) {
+    return json(400, { code: "InvalidParameter", message: String(e) });
+  }
+  return json(404, { code: "NotFound", message: `No control route ${req.method} ${path}` });
+}
+
+function resolveSecretId(ctx: HandlerContext, method: string, url: URL): string | undefined {
+  const rest = url.pathname.slice("/20190301/secretbundles/".length);
+  if (method === "POST" && rest === "actions/getByName") {
+    const name = url.searchParams.get("secretName") ?? "";
+    const vaultId = url.searchParams.get("vaultId") ?? "";
+    for (const s of ctx.secrets.values()) {
+      if (s.name === name && s.vaultId === vaultId) return s.id;
+    }
+    return `name:${vaultId}/${name}`;
+  }
+  if (method === "GET" && rest && !rest.includes("/")) return decodeURIComponent(rest);
+  return undefined;
+}
+
+function imds(ctx: HandlerContext, req: RawRequest, sub: string, requestId: string): Reply {
+  if (req.headers.get("authorization") !== "Bearer Oracle") {
+    return ociError(401, "NotAuthenticated", "Missing IMDS v2 authorization header", requestId);
+  }
+  const text = (body: string, type = "text/plain"): Reply => ({
+    kind: "response",
+    status: 200,
+    headers: { "content-type": type },
+    body,
+  });
+  switch (sub) {
+    case "instance/region":
+    case "instance/canonicalRegionName":
+      return text(ctx.region);
+    case "instance/id":
+      return text(INSTANCE_ID);
+    case "instance/compartmentId":
+      return text(ctx.tenancyId);
+    case "instance/":
+    case "instance":
+      return text(
+        JSON.stringify({
+          id: INSTANCE_ID,
+          compartmentId: ctx.tenancyId,
+          region: ctx.region,
+          canonicalRegionName: ctx.region,
+        }),
+        "application/json",
+      );
+    case "identity/cert.pem":
+      return text(ctx.pki.leafCertPem);
+    case "identity/key.pem":
+      return text(ctx.pki.leafKeyPem);
+    case "identity/intermediate.pem":
+      return text(ctx.pki.intermediateCertPem);
+    default:
+      return ociError(404, "NotFound", `No IMDS resource ${sub}`, requestId);
+  }
+}
+
+/**
+ * Verifies the request's signature; throws Rejected with the reason. Returns the keyId.
+ * `allow` decides which kinds of keyId the endpoint accepts.
+ */
+function verifySignature(
+  ctx: HandlerContext,
+  req: RawRequest,
+  allow: "federation" | "service",
+): string {
+  const sig = parseAuthorization(req.headers.get("authorization"));
+  if (!sig) throw new Rejected("no or malformed Signature authorization header");
+  if (sig.version !== undefined && sig.version !== "1") {
+    throw new Rejected(`unsupported version ${sig.version}`);
+  }
+  if (sig.algorithm !== "rsa-sha256") throw new Rejected(`unsupported algorithm ${sig.algorithm}`);
+
+  const signed = new Set(sig.headers);
+  const dateHeader = signed.has("x-date") ? "x-date" : signed.has("date") ? "date" : null;
+  if (!dateHeader) throw new Rejected("neither date nor x-date is signed");
+  for (const h of ["(request-target)", "host"]) {
+    if (!signed.has(h)) throw new Rejected(`${h} is not signed`);
+  }
+  const hasBody = ["POST", "PUT", "PATCH"].includes(req.method);
+  if (hasBody) {
+    for (const h of ["content-type", "content-length", "x-content-sha256"]) {
+      if (!signed.has(h)) throw new Rejected(`${h} is not signed`);
+    }
+  }
+
+  let data: string;
+  try {
+    data = signingString(req.method, req.target, req.headers, sig.headers);
+  } catch (e) {
+    throw new Rejected((e as Error).message);
+  }
+
+  const date = Date.parse(req.headers.get(dateHeader) ?? "");
+  if (!Number.isFinite(date)) throw new Rejected(`${dateHeader} is not a date`);
+  if (Math.abs(Date.now() - date) > ctx.maxSkewMs) throw new Rejected(`${dateHeader} is skewed`);
+
+  if (hasBody) {
+    if (req.headers.get("x-content-sha256") !== contentSha256(req.body)) {
+      throw new Rejected("x-content-sha256 does not match the body");
+    }
+    if (Number(req.headers.get("content-length")) !== req.body.length) {
+      throw new Rejected("content-length does not match the body");
+    }
+  }
+
+  let key: KeyObject;
+  if (allow === "federation") {
+    if (sig.keyId !== ctx.fedKeyId) throw new Rejected(`unknown federation keyId ${sig.keyId}`);
+    key = ctx.pki.leafPublicKey;
+  } else if (sig.keyId.startsWith("ST$")) {
+    key = sessionKey(ctx, sig.keyId.slice(3));
+  } else if (sig.keyId === ctx.apiKeyId) {
+    key = ctx.pki.apiPublicKey;
+  } else {
+    throw new Rejected(`unknown keyId ${sig.keyId}`);
+  }
+  if (!verifyRsaSha256(data, sig.signature, key)) throw new Rejected("signature does not verify");
+  return sig.keyId;
+}
+
+function sessionKey(ctx: HandlerContext, token: string): KeyObject {
+  const parts = token.split(".");
+  if (parts.length !== 3) throw new Rejected("session token is not a JWT");
+  const expected = createHmac("sha256", ctx.jwtSecret).update(`${parts[0]}.${parts[1]}`).digest();
+  let given: Uint8Array;
+  try {
+    given = Uint8Array.fromBase64(parts[2], { alphabet: "base64url" });
+  } catch {
+    throw new Rejected("session token signature is not base64url");
+  }
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new Rejected("session token was not issued here");
+  }
+  const issued = ctx.tokens.get(token);
+  if (!issued) throw new Rejected("session token was not issued here");
+  if (issued.exp * 1000 <= Date.now()) throw new Rejected("session token expired");
+  return issued.sessionKey;
+}
+
+function federation(ctx: HandlerContext, req: RawRequest, requestId: string): Reply {
+  if (req.method !== "POST") return ociError(404, "NotFound", "Use POST", requestId);
+  verifySignature(ctx, req, "federation");
+  let body: {
+    certificate?: string;
+    publicKey?: string;
+    purpose?: string;
+    intermediateCertificates?: string[];
+  };
+  try {
+    body = JSON.parse(new TextDecoder().decode(req.body));
+  } catch {
+    return ociError(400, "InvalidParameter", "Body is not JSON", requestId);
+  }
+  if (body.certificate !== ctx.pki.leafCertDerB64) {
+    throw new Rejected("certificate in the body is not the instance's leaf certificate");
+  }
+  let sessionKey: KeyObject;
+  try {
+    sessionKey = createPublicKey({
+      key: Buffer.from(body.publicKey ?? "", "base64"),
+      format: "der",
+      type: "spki",
+    });
+  } catch {
+    return ociError(400, "InvalidParameter", "publicKey is not a base64 SPKI key", requestId);
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const exp = now + ctx.tokenTtl;
+  const jwk = sessionKey.export({ format: "jwk" }) as { n: string; e: string };
+  const claims = {
+    sub: INSTANCE_ID,
+    iss: "authService.oracle.com",
+    aud: "oci",
+    ptype: "instance",
+    ttype: "x509",
+    tenant: ctx.tenancyId,
+    "opc-tenant": ctx.tenancyId,
+    "opc-instance": INSTANCE_ID,
+    "opc-compartment": ctx.tenancyId,
+    "opc-certtype": "instance",
+    fprint: ctx.pki.leafSha1Fingerprint.replaceAll(":", "").toUpperCase(),
+    jwk: JSON.stringify({
+      kid: "asw",
+      n: jwk.n,
+      e: jwk.e,
+      kty: "RSA",
+      alg: "RS256",
+      use: "sig",
+    }),
+    iat: now,
+    exp,
+    jti: crypto.randomUUID(),
+  };
+  const enc = (o: unknown) =>
+    new TextEncoder().encode(JSON.stringify(o)).toBase64({
+      alphabet: "base64url",
+      omitPadding: true,
+    });
+  const unsigned = `${enc({ alg: "HS256", typ: "JWT", kid: "standin" })}.${enc(claims)}`;
+  const mac = createHmac("sha256", ctx.jwtSecret).update(unsigned).digest();
+  const token = `${unsigned}.${
+    new Uint8Array(mac).toBase64({ alphabet: "base64url", omitPadding: true })
+  }`;
+  ctx.tokens.set(token, { sessionKey, exp });
+  return {
+    kind: "response",
+    status: 200,
+    headers: { "content-type": "application/json", "opc-request-id": requestId },
+    body: JSON.stringify({ token }),
+  };
+}
+
+function secretBundle(
+  ctx: HandlerContext,
+  req: RawRequest,
+  url: URL,
+  requestId: string,
+  fault: Fault | undefined,
+): Reply {
+  const rest = url.pathname.slice("/20190301/secretbundles/".length);
+  const byName = req.method === "POST" && rest === "actions/getByName";
+  if (!byName && (req.method !== "GET" || rest === "" || rest.includes("/"))) {
+    return ociError(404, "NotFound", `No route for ${req.method} ${url.pathname}`, requestId);
+  }
+  verifySignature(ctx, req, "service");
+
+  const q = url.searchParams;
+  let secret: Secret | undefined;
+  if (byName) {
+    const name = q.get("secretName");
+    const vaultId = q.get("vaultId");
+    if (!name || !vaultId) {
+      return ociError(400, "InvalidParameter", "secretName and vaultId are required", requestId);
+    }
+    secret = [...ctx.secrets.values()].find((s) => s.name === name && s.vaultId === vaultId);
+  } else {
+    secret = ctx.secrets.get(decodeURIComponent(rest));
+  }
+  const notFound = () =>
+    ociError(
+      404,
+      "NotAuthorizedOrNotFound",
+      "Authorization failed or requested resource not found.",
+      requestId,
+    );
+  if (!secret) return notFound();
+
+  const stage = q.get("stage");
+  const versionNumber = q.get("versionNumber");
+  const versionName = q.get("secretVersionName");
+  if ([stage, versionNumber, versionName].filter((x) => x !== null).length > 1) {
+    return ociError(
+      400,
+      "InvalidParameter",
+      "Give only one of stage, versionNumber, secretVersionName",
+      requestId,
+    );
+  }
+  let version: Version | undefined;
+  if (versionNumber !== null) {
+    if (!/^[1-9][0-9]*$/.test(versionNumber)) {
+      return ociError(
+        400,
+        "InvalidParameter",
+        "versionNumber must be a positive integer",
+        requestId,
+      );
+    }
+    version = secret.versions.find((v) => v.number === Number(versionNumber));
+  } else if (versionName !== null) {
+    version = undefined; // versions have no names here
+  } else {
+    const want = stage ?? "CURRENT";
+    if (!STAGES.has(want)) {
+      return ociError(400, "InvalidParameter", `Unknown stage ${want}`, requestId);
+    }
+    version = secret.versions.findLast((v) => v.stages.has(want));
+  }
+  if (!version) return notFound();
+
+  const content: Record<string, unknown> = {
+    contentType: fault?.bundleContentType ?? "BASE64",
+    content: fault && "bundleContent" in fault ? fault.bundleContent : version.bytes.toBase64(),
+  };
+  const bundle = {
+    secretId: secret.id,
+    timeCreated: version.timeCreated,
+    versionNumber: version.number,
+    versionName: null,
+    secretBundleContent: content,
+    timeOfDeletion: null,
+    timeOfExpiry: null,
+    stages: [...version.stages],
+    metadata: null,
+  };
+  return {
+    kind: "response",
+    status: 200,
+    headers: {
+      "content-type": "application/json",
+      "opc-request-id": requestId,
+      etag: `"${secret.id}-${version.number}"`,
+    },
+    body: JSON.stringify(bundle),
+  };
+}
+
+function ociError(status: number, code: string, message: string, requestId: string): Reply {
+  return {
+    kind: "response",
+    status,
+    headers: { "content-type": "application/json", "opc-request-id": requestId },
+    body: JSON.stringify({ code, message }),
+  };
+}
+
+function rawBody(status: number, fault: Fault, requestId: string): Reply {
+  return {
+    kind: "response",
+    status,
+    headers: {
+      "content-type": fault.contentType ?? "application/json",
+      "opc-request-id": requestId,
+    },
+    body: fault.body,
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
