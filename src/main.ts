@@ -4,19 +4,26 @@
  * ```
  * secretsync sync  [--map FILE] [--root DIR] …   # fetch, write, reload
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
+ * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
+ * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
  * ```
  *
  * @module
  */
 import { Command, CommanderError } from "commander";
 import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
+import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
+import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
 import { UsageError } from "./commands/usage.ts";
-import { VERSION } from "./version.ts";
+import { explainNotCapable } from "./permissions.ts";
+import { versionText } from "./version.ts";
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   sync: (args) => runSync(parseSyncArgs(args)),
   check: (args) => runCheck(parseCheckArgs(args)),
+  install: (args) => runInstall(parseInstallArgs(args)),
+  recipe: (args) => runRecipe(parseRecipeArgs(args)),
 };
 
 /** The top-level program, for `--help` and `--version`. */
@@ -25,9 +32,11 @@ function program(): Command {
     .description(
       "Sync secrets from OCI Vault into files on tmpfs and reload the containers that use them",
     )
-    .version(`secretsync ${VERSION}`, "-V, --version")
+    .version(versionText(), "-V, --version")
     .addCommand(syncCommand())
     .addCommand(checkCommand())
+    .addCommand(installCommand())
+    .addCommand(recipeCommand())
     .addHelpText(
       "after",
       "\nExit codes: 0 nothing changed, 3 something changed, 1 some entry failed, 2 usage or map error.",
@@ -51,6 +60,11 @@ export async function main(args: string[]): Promise<number> {
     if (error instanceof UsageError) {
       console.error(`secretsync: ${error.message}`);
       return 2;
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      // Something this build may not touch, found only on the way: say how to proceed.
+      console.error(`secretsync: ${explainNotCapable(error)}`);
+      return 1;
     }
     throw error;
   }

@@ -82,6 +82,7 @@ export const PERMISSIONS: PermissionSet = {
     // ~/.oci/regions-config.json for unknown regions; api_key reads ~/.oci/config and its key.
     // The service runs as root, so ~ is /root.
     "/root/.oci",
+    "/run", // pidfile: targets (reload/pidfile.ts); daemons keep their pidfiles here
   ],
   write: [
     "/etc/oci-secretsync", // install: the directory and an example map.csv, never overwritten
@@ -94,7 +95,8 @@ export const PERMISSIONS: PermissionSet = {
   run: [
     "docker", // reload containers (reload/runtime.ts)
     "podman",
-    "systemctl", // install: daemon-reload, enable --now
+    "systemctl", // install: daemon-reload, enable --now; unit: targets
+    "kill", // pidfile: targets: `kill -0` and `kill -s SIG` (Deno.kill needs unrestricted run)
   ],
   env: [
     "HOME", // sync: default --oci-config; passed to docker/podman

@@ -7,8 +7,11 @@ import { Command } from "commander";
 import { z } from "zod";
 import { createLogger, type Logger } from "../log.ts";
 import { type Entry, formatProblems, parseMap } from "../map.ts";
+import { accessProblems } from "../permissions.ts";
 import { targetLabel } from "../plan.ts";
+import { recipeProblems, type RecipeRegistry } from "../recipes.ts";
 import { rootProblems } from "../roots.ts";
+import { openRecipes } from "./recipe.ts";
 import { collect, rootsSchema, UsageError, validateOptions } from "./usage.ts";
 
 /** Default map file, as in the original tool. */
@@ -19,12 +22,15 @@ export interface CheckOptions {
   map: string;
   roots: string[];
   json: boolean;
+  /** `--recipes-dir` when given; else the default directory, which may be missing. */
+  recipesDir?: string;
 }
 
 const checkSchema = z.object({
   map: z.string().min(1, "--map must name a file"),
   roots: rootsSchema,
   json: z.boolean(),
+  recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
 });
 
 /** Declares `check` and its flags. */
@@ -38,7 +44,11 @@ export function checkCommand(): Command {
       collect,
       [],
     )
-    .option("--json", "one JSON object per line", false);
+    .option("--json", "one JSON object per line", false)
+    .option(
+      "--recipes-dir <dir>",
+      "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    );
 }
 
 /** Parses `check` arguments into options; throws UsageError on bad input. */
@@ -57,8 +67,15 @@ export function parseCheckArgs(args: string[]): CheckOptions {
 export async function loadMap(
   options: { map: string; roots: string[] },
   log: Logger,
-  recipes: readonly string[] = [],
+  recipes?: RecipeRegistry,
 ): Promise<Entry[] | undefined> {
+  // A path outside this build's permissions gets a message saying how to proceed, rather than
+  // Deno's advice to pass a flag the compiled binary cannot take.
+  const denied = accessProblems({ read: [options.map, ...options.roots] });
+  for (const message of denied) {
+    log.log("error", "map", message, { event: "not_permitted", map: options.map });
+  }
+  if (denied.length > 0) return undefined;
   let text: string;
   try {
     text = await Deno.readTextFile(options.map);
@@ -70,9 +87,12 @@ export async function loadMap(
     });
     return undefined;
   }
-  const parsed = parseMap(text, { roots: options.roots, recipes });
+  const parsed = parseMap(text, { roots: options.roots, recipes: recipes?.names() ?? [] });
   const problems = [
     ...(parsed.ok ? [] : formatProblems(options.map, parsed.problems)),
+    ...(parsed.ok && recipes
+      ? formatProblems(options.map, recipeProblems(parsed.entries, recipes))
+      : []),
     ...(await rootProblems(options.roots)),
   ];
   for (const message of problems) {
@@ -84,7 +104,9 @@ export async function loadMap(
 /** Runs `check`; returns the exit code (0 valid, 2 not). */
 export async function runCheck(options: CheckOptions): Promise<number> {
   const log = createLogger({ json: options.json });
-  const entries = await loadMap(options, log);
+  const recipes = await openRecipes(options.recipesDir, log);
+  if (!recipes) return 2;
+  const entries = await loadMap(options, log, recipes);
   if (!entries) return 2;
   const secrets = new Set(entries.map((e) => e.secretId)).size;
   const targets = new Set(entries.flatMap((e) => (e.target ? [targetLabel(e.target)] : []))).size;
@@ -113,6 +135,14 @@ export async function runCheck(options: CheckOptions): Promise<number> {
           line: entry.line,
         },
       );
+    }
+    const none = entry.reload?.kind === "recipe" &&
+      recipes.get(entry.reload.name)?.recipe.reload.none;
+    if (entry.target && none) {
+      log.log("warn", "map", `Line ${entry.line}: ${targetLabel(entry.target)}: ${none}`, {
+        event: "recipe_sends_nothing",
+        line: entry.line,
+      });
     }
   }
   return 0;

@@ -9,6 +9,8 @@ import { acquireRunLock, type RunLock } from "../lock.ts";
 import { createLogger, type Logger } from "../log.ts";
 import type { Entry } from "../map.ts";
 import { dirname, isNormalizedAbsolute } from "../paths.ts";
+import { accessProblems } from "../permissions.ts";
+import type { RecipeRegistry } from "../recipes.ts";
 import { readState, writeState } from "../state.ts";
 import { removeStaleTempFiles } from "../write.ts";
 import { createReloader } from "../reload/reloader.ts";
@@ -16,6 +18,7 @@ import { detectRuntime } from "../reload/runtime.ts";
 import { exitCodeOf, sync } from "../sync.ts";
 import { openVault, type SecretSource, type VaultAuth } from "../vault/mod.ts";
 import { DEFAULT_MAP, loadMap } from "./check.ts";
+import { openRecipes } from "./recipe.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync sync`. */
@@ -40,6 +43,8 @@ export interface SyncOptions {
   stateDir: string;
   /** How long to wait for another run to finish, in milliseconds. */
   lockTimeoutMs: number;
+  /** `--recipes-dir` when given; else the default directory, which may be missing. */
+  recipesDir?: string;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
@@ -90,6 +95,7 @@ const syncSchema = z
       "--state-dir must be an absolute, normalized path",
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
+    recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -109,6 +115,7 @@ const syncSchema = z
     maxBytes: o.maxSize,
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
+    recipesDir: o.recipesDir,
   }));
 
 function defaultOciConfig(): string {
@@ -151,6 +158,10 @@ export function syncCommand(): Command {
       DEFAULT_STATE_DIR,
     )
     .option("--lock-timeout <seconds>", "how long to wait for another run to finish", "60")
+    .option(
+      "--recipes-dir <dir>",
+      "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
 }
@@ -166,9 +177,25 @@ export function parseSyncArgs(args: string[]): SyncOptions {
 /** Runs `sync`; returns the exit code (0, 1, 2 or 3; see the README). */
 export async function runSync(options: SyncOptions): Promise<number> {
   const log = createLogger({ json: options.json });
-  const entries = await loadMap(options, log);
+  const recipes = await openRecipes(options.recipesDir, log);
+  if (!recipes) return 2;
+  const entries = await loadMap(options, log, recipes);
   if (!entries) return 2;
-  if (options.dryRun) return await syncOnce(entries, options, log, []);
+  const denied = accessProblems({
+    write: options.dryRun ? [] : [...options.roots, options.stateDir],
+    read: options.auth.mode === "api_key" && options.auth.configFile
+      ? [options.auth.configFile]
+      : [],
+    net: [
+      options.endpoint,
+      ...(options.auth.mode === "instance_principal"
+        ? [options.auth.imdsUrl, options.auth.authEndpoint]
+        : []),
+    ].filter((url): url is string => url !== undefined),
+  });
+  for (const message of denied) log.log("error", "sync", message, { event: "not_permitted" });
+  if (denied.length > 0) return 2;
+  if (options.dryRun) return await syncOnce(entries, options, log, recipes, []);
 
   try {
     await Deno.mkdir(options.stateDir, { recursive: true, mode: 0o700 });
@@ -204,7 +231,7 @@ export async function runSync(options: SyncOptions): Promise<number> {
     const { state, warning } = await readState(options.stateDir);
     if (warning) log.log("warn", "state", warning, { event: "state_corrupt" });
     const pending: string[] = [];
-    const code = await syncOnce(entries, options, log, state.pendingReloads, pending);
+    const code = await syncOnce(entries, options, log, recipes, state.pendingReloads, pending);
     if (!sameSet(pending, state.pendingReloads) || warning) {
       await writeState(options.stateDir, { pendingReloads: pending });
     }
@@ -219,6 +246,7 @@ async function syncOnce(
   entries: Entry[],
   options: SyncOptions,
   log: Logger,
+  recipes: RecipeRegistry,
   pendingReloads: readonly string[],
   pendingOut: string[] = [],
 ): Promise<number> {
@@ -246,7 +274,12 @@ async function syncOnce(
     };
   }
   try {
-    const reloader = createReloader({ runtime: () => detectRuntime(options.runtime) });
+    const reloader = createReloader({
+      runtime: () => detectRuntime(options.runtime),
+      recipes,
+      entries,
+      log,
+    });
     const report = await sync(entries, { source, reloader, log }, { ...options, pendingReloads });
     pendingOut.push(...report.pendingReloads);
     return exitCodeOf(report);

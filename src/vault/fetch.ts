@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { explainNotCapable } from "../permissions.ts";
 import type { SecretsClient } from "oci-secrets";
 import type { RetryConfiguration } from "oci-common";
 import { Aborted, raceAbort, sleep, timeoutSignal } from "./abort.ts";
@@ -151,6 +152,10 @@ function classify(
   }
   if (attempt.signError !== undefined) {
     return { reason: `cannot sign the request: ${oneLine(attempt.signError)}`, retryable: false };
+  }
+  if (attempt.transportError instanceof Deno.errors.NotCapable) {
+    // This build may not reach that host: asking again cannot help.
+    return { reason: explainNotCapable(attempt.transportError), retryable: false };
   }
   if (attempt.transportError !== undefined) {
     return { reason: describeNetworkError(attempt.transportError), retryable: true };

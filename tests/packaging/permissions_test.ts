@@ -47,7 +47,7 @@ Deno.test("permissionFlags() gives one flag per kind and never -A", () => {
     "--allow-net",
     "--allow-sys",
   ]);
-  assert.ok(flags.includes("--allow-run=docker,podman,systemctl"));
+  assert.ok(flags.includes("--allow-run=docker,podman,systemctl,kill"));
   for (const flag of [...RUNTIME_FLAGS, ...COMPILE_FLAGS]) {
     assert.ok(!/^(-A|--allow-all)$/.test(flag), flag);
     assert.ok(flag.includes("=") || !flag.startsWith("--allow-"), `${flag} has no list`);
