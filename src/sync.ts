@@ -13,9 +13,12 @@ import { mapConcurrent } from "./pool.ts";
 import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import { applyAttributes, atomicWrite, ensureParent, fileChange } from "./write.ts";
 
+/** Whether a reload sent anything: a recipe with no safe reload only warns. */
+export type ReloadOutcome = "reloaded" | "skipped";
+
 /** Performs one planned reload; throws with a reason when it could not. */
 export interface Reloader {
-  reload(action: ReloadAction): Promise<void>;
+  reload(action: ReloadAction): Promise<ReloadOutcome>;
 }
 
 /** The edges a run talks to; tests point them at the OCI stand-in and real podman. */
@@ -147,7 +150,8 @@ export async function sync(
       continue;
     }
     try {
-      await deps.reloader.reload(action);
+      // "skipped": the reloader has said why (a recipe with no safe reload).
+      if ((await deps.reloader.reload(action)) === "skipped") continue;
       log.log("info", "reload", `Reloaded ${what} (for ${action.paths.join(", ")})`, {
         event: "reloaded",
         ...fields,

@@ -24,7 +24,7 @@ import {
   type Recipe,
   type RecipeRegistry,
 } from "../recipes.ts";
-import type { Reloader } from "../sync.ts";
+import type { Reloader, ReloadOutcome } from "../sync.ts";
 import { signalPidfile } from "./pidfile.ts";
 import { outputExcerpt, readSecretValues } from "./redact.ts";
 import { type ContainerRuntime, ReloadError } from "./runtime.ts";
@@ -158,7 +158,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
   const secrets = () => readSecretValues(entries.map((e) => e.path));
 
   return {
-    async reload(action: ReloadAction): Promise<void> {
+    async reload(action: ReloadAction): Promise<ReloadOutcome> {
       const { target, reload } = action;
       const label = targetLabel(target);
       const recipe = reload.kind === "recipe" ? recipes.get(reload.name)?.recipe : undefined;
@@ -180,6 +180,8 @@ export function createReloader(options: ReloaderOptions): Reloader {
       for (const step of steps) {
         await perform(step, target, label);
       }
+      // A recipe that sends nothing has only warned: nothing was reloaded.
+      return steps.some((step) => step.kind !== "warn") ? "reloaded" : "skipped";
     },
   };
 

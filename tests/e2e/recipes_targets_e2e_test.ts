@@ -146,6 +146,7 @@ Deno.test("recipe openldap sends nothing and warns; HUP to the same target is a 
     const run = await runCli(["sync", ...ws.args(), ...instancePrincipalArgs(oci)]);
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /\[WARN\] \(reload\) Did not reload ldap \(recipe openldap\): slapd/);
+    assert.doesNotMatch(run.stdout, /Reloaded ldap/, "a warning is not a reload");
 
     await ws.writeMap([
       `${TOKEN},${ws.root}/tls.crt,0644,ldap,openldap`,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   build,
   BuildError,
+  exportTarget,
   PAYLOAD_BUDGET_BYTES,
   permissionDifferences,
   readMetadata,
@@ -33,17 +34,54 @@ async function copy(from: string, to: string): Promise<void> {
   }
 }
 
-Deno.test("compile:check builds both targets within the budget, with exactly the permissions", async () => {
+Deno.test("compile:check prunes node_modules, smoke-runs the result, builds both targets within the budget", async () => {
   const lines: string[] = [];
   const result = await build({ check: true, print: (line) => lines.push(line) });
   console.log(lines.join("\n"));
+  assert.equal(PAYLOAD_BUDGET_BYTES, 12_000_000, "the budget is 12 MB, decimal");
   assert.deepEqual(result.targets.map((t) => t.target), [...TARGETS]);
   for (const target of result.targets) {
     assert.ok(target.payloadBytes! > 1024 * 1024, "the payload holds the npm packages");
+    assert.ok(target.payloadBytes! < 10_000_000, "the pruned payload is under 10 MB");
     assert.ok(target.payloadBytes! <= PAYLOAD_BUDGET_BYTES);
   }
   assert.match(result.commit, /^([0-9a-f]{12}(-dirty)?|unknown)$/);
+  // What was pruned, and that the pruned tree was run through every path that loads a package.
+  const { byRule, esmPackages } = result.pruned;
+  for (const rule of ["types", "sourceMaps", "docs", "outsideEsmGraph"] as const) {
+    assert.ok(byRule[rule] > 0, `rule ${rule} pruned something`);
+  }
+  assert.deepEqual([...esmPackages].sort(), ["commander@15.1.0", "csv-parse@7.0.3", "zod@4.6.7"]);
+  assert.ok(result.pruned.kept.some((p) => p.startsWith("oci-common@")), "CommonJS stays whole");
+  assert.deepEqual(result.smoked, [
+    "--version",
+    "--help",
+    "recipe list",
+    "check",
+    "sync (instance principal)",
+    "sync --auth api_key",
+  ]);
+  assert.match(lines.join("\n"), /payload \d+\.\d\d MB \(\d+\.\d\d MiB, \d+ bytes\)/);
 });
+
+Deno.test("compile:check fails when a pruned file is needed at run time", () =>
+  withRepoCopy(async (root) => {
+    // The SDK is imported lazily: --version, recipe list and check pass, sync must not.
+    await assert.rejects(
+      build({
+        root,
+        check: true,
+        targets: [TARGETS[0]],
+        alsoPrune: ["oci-secrets@2.139.1/node_modules/oci-secrets/lib/client.js"],
+        print: () => {},
+      }),
+      (error: Error) =>
+        error instanceof BuildError &&
+        /Smoke run of the pruned build copy failed: `secretsync sync .*--imds-url/.test(
+          error.message,
+        ),
+    );
+  }));
 
 Deno.test("compile:check fails on a dynamic import the compiler cannot see", () =>
   withRepoCopy(async (root) => {
@@ -84,12 +122,14 @@ Deno.test("compile:check fails when the payload grows past the budget, and says 
         check: true,
         targets: [TARGETS[0]],
         budgetBytes: 1024 * 1024,
+        smoke: false,
         print: (line) => lines.push(line),
       }),
       (error: Error) =>
-        error instanceof BuildError && /over the budget of 1\.00 MiB/.test(error.message),
+        error instanceof BuildError &&
+        /over the budget of 1\.05 MB \(1\.00 MiB, 1048576 bytes\)/.test(error.message),
     );
-    assert.match(lines[0], /payload \d+\.\d\d MiB/, "the size is printed before failing");
+    assert.match(lines.at(-1)!, /payload \d+\.\d\d MB/, "the size is printed before failing");
   }));
 
 Deno.test("compile:check fails when src/assets.ts is stale or the versions disagree", () =>
@@ -107,6 +147,25 @@ Deno.test("compile:check fails when src/assets.ts is stale or the versions disag
       /VERSION "0\.1\.0" but deno\.json has version "9\.9\.9"/,
     );
   }));
+
+Deno.test("exportTarget() resolves exports as an ESM import does, and gives up on the unusual", () => {
+  const zod = {
+    "./package.json": "./package.json",
+    ".": { "@zod/source": "./src/index.ts", types: "./index.d.cts", import: "./index.js" },
+    "./v3": { "@zod/source": "./src/v3/index.ts", import: "./v3/index.js" },
+  };
+  assert.equal(exportTarget(zod, "."), "./index.js");
+  assert.equal(exportTarget(zod, "./v3"), "./v3/index.js");
+  assert.equal(exportTarget(zod, "./mini"), undefined);
+  const nested = {
+    ".": { node: { import: "./esm/index.js", require: "./cjs/index.js" }, default: "./b.js" },
+  };
+  assert.equal(exportTarget(nested, "."), "./esm/index.js");
+  assert.equal(exportTarget({ require: "./index.cjs" }, "."), undefined);
+  assert.equal(exportTarget("./index.js", "."), "./index.js");
+  assert.equal(exportTarget({ "./*": "./lib/*.js" }, "./x"), undefined, "no patterns");
+  assert.equal(exportTarget(undefined, "."), undefined);
+});
 
 Deno.test("unseenDynamicImports() flags computed specifiers only", () => {
   const ok = [
