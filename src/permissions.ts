@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { ENV_ALLOWLIST } from "./reload/runtime.ts";
 
 /** The permission set: each list is exactly what one `--allow-*`/`--ignore-*` flag receives. */
 export interface PermissionSet {
@@ -101,21 +102,8 @@ export const PERMISSIONS: PermissionSet = {
   env: [
     "HOME", // sync: default --oci-config; passed to docker/podman
     "PATH", // docker/podman find their helpers on it
-    // Passed to the container CLIs when set (reload/runtime.ts, ENV_ALLOWLIST).
-    "DOCKER_HOST",
-    "DOCKER_CONTEXT",
-    "DOCKER_CONFIG",
-    "DOCKER_TLS_VERIFY",
-    "DOCKER_CERT_PATH",
-    "DOCKER_API_VERSION",
-    "CONTAINER_HOST",
-    "CONTAINER_CONNECTION",
-    "CONTAINERS_CONF",
-    "CONTAINERS_STORAGE_CONF",
-    "XDG_RUNTIME_DIR",
-    "XDG_CONFIG_HOME",
-    "XDG_DATA_HOME",
-    "DBUS_SESSION_BUS_ADDRESS",
+    // Passed to the container CLIs when set: the runtime's own list, so the two cannot drift.
+    ...new Set(Object.values(ENV_ALLOWLIST).flat().filter((name) => name !== "HOME")),
     // commander decides whether `--help` is coloured.
     "NO_COLOR",
     "FORCE_COLOR",

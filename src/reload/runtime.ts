@@ -130,7 +130,7 @@ const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
  *   (`XDG_RUNTIME_DIR`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `DBUS_SESSION_BUS_ADDRESS`).
  *   `CONTAINER_PASSPHRASE` (an SSH key passphrase) is deliberately not passed.
  */
-const ENV_ALLOWLIST: Record<RuntimeName, readonly string[]> = {
+export const ENV_ALLOWLIST: Record<RuntimeName, readonly string[]> = {
   docker: [
     "HOME",
     "DOCKER_HOST",
