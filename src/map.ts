@@ -115,6 +115,9 @@ export function formatProblems(file: string, problems: MapProblem[]): string[] {
 }
 
 function splitCsvLine(raw: string): string[] | string {
+  // Without a quote, CSV is a plain split; a parser per line would cost 80 µs a line, the
+  // whole of a large map's validation time.
+  if (!raw.includes('"')) return raw.split(",").map((field) => field.trim());
   try {
     const rows = parseCsv(raw, { trim: true, relax_column_count: true }) as string[][];
     return rows[0] ?? [];

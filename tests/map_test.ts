@@ -171,3 +171,10 @@ Deno.test("formatProblems() names the file and the line", () => {
     "Cannot parse map /etc/m.csv line 4: bad",
   ]);
 });
+
+Deno.test("parseMap() reads a line the same with and without CSV quotes", () => {
+  const plain = `  ${ID} ,/run/secrets/a b, 0640 ,web.1,SIGHUP,0:0`;
+  const quoted = plain.split(",").map((f) => `"${f.trim()}"`).join(",");
+  const strip = (es: Entry[]) => es.map(({ line: _, ...rest }) => rest);
+  assert.deepEqual(strip(entries(quoted)), strip(entries(plain)));
+});
