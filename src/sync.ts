@@ -231,6 +231,7 @@ function rootOf(path: string, roots: string[]): string {
   return roots.filter((root) => isInside(path, root)).sort((a, b) => b.length - a.length)[0];
 }
 
-function messageOf(error: unknown): string {
+/** The message of anything thrown, for log lines. */
+export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

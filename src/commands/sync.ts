@@ -15,7 +15,7 @@ import { readState, writeState } from "../state.ts";
 import { removeStaleTempFiles } from "../write.ts";
 import { createReloader } from "../reload/reloader.ts";
 import { detectRuntime } from "../reload/runtime.ts";
-import { exitCodeOf, sync } from "../sync.ts";
+import { exitCodeOf, messageOf, sync } from "../sync.ts";
 import { openVault, type SecretSource, type VaultAuth } from "../vault/mod.ts";
 import { DEFAULT_MAP, loadMap } from "./check.ts";
 import { openRecipes } from "./recipe.ts";
@@ -195,7 +195,7 @@ export async function runSync(options: SyncOptions): Promise<number> {
   });
   for (const message of denied) log.log("error", "sync", message, { event: "not_permitted" });
   if (denied.length > 0) return 2;
-  if (options.dryRun) return await syncOnce(entries, options, log, recipes, []);
+  if (options.dryRun) return (await syncOnce(entries, options, log, recipes, [])).code;
 
   try {
     await Deno.mkdir(options.stateDir, { recursive: true, mode: 0o700 });
@@ -230,10 +230,15 @@ export async function runSync(options: SyncOptions): Promise<number> {
     }
     const { state, warning } = await readState(options.stateDir);
     if (warning) log.log("warn", "state", warning, { event: "state_corrupt" });
-    const pending: string[] = [];
-    const code = await syncOnce(entries, options, log, recipes, state.pendingReloads, pending);
-    if (!sameSet(pending, state.pendingReloads) || warning) {
-      await writeState(options.stateDir, { pendingReloads: pending });
+    const { code, pendingReloads } = await syncOnce(
+      entries,
+      options,
+      log,
+      recipes,
+      state.pendingReloads,
+    );
+    if (!sameSet(pendingReloads, state.pendingReloads) || warning) {
+      await writeState(options.stateDir, { pendingReloads });
     }
     return code;
   } finally {
@@ -241,15 +246,14 @@ export async function runSync(options: SyncOptions): Promise<number> {
   }
 }
 
-/** Opens the vault, runs the engine, and fills `pendingOut` with reloads to retry. */
+/** Opens the vault and runs the engine: the exit code, and the reloads still owed. */
 async function syncOnce(
   entries: Entry[],
   options: SyncOptions,
   log: Logger,
   recipes: RecipeRegistry,
   pendingReloads: readonly string[],
-  pendingOut: string[] = [],
-): Promise<number> {
+): Promise<{ code: number; pendingReloads: string[] }> {
   let source: SecretSource;
   try {
     source = await openVault({
@@ -281,8 +285,7 @@ async function syncOnce(
       log,
     });
     const report = await sync(entries, { source, reloader, log }, { ...options, pendingReloads });
-    pendingOut.push(...report.pendingReloads);
-    return exitCodeOf(report);
+    return { code: exitCodeOf(report), pendingReloads: report.pendingReloads };
   } finally {
     source.close();
   }
@@ -291,8 +294,4 @@ async function syncOnce(
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   const set = new Set(a);
   return set.size === new Set(b).size && b.every((x) => set.has(x));
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
