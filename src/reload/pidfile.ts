@@ -15,10 +15,10 @@
  *
  * @module
  */
+import { hostEnv, runCommand } from "./command.ts";
 import { ReloadError } from "./runtime.ts";
 
 const MAX_PID = 4_194_304; // the kernel's largest pid_max
-const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
  * Reads and checks the PID in `path`.
@@ -73,18 +73,9 @@ export async function signalPidfile(path: string, signal: string): Promise<numbe
 /** Runs the `kill` program with a clean environment and a deadline. */
 async function runKill(args: string[]): Promise<{ ok: true } | { ok: false; why: string }> {
   try {
-    const output = await new Deno.Command("kill", {
-      args,
-      clearEnv: true,
-      env: { PATH: Deno.env.get("PATH") || FALLBACK_PATH },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(10_000),
-    }).output();
-    if (output.success) return { ok: true };
-    const why = new TextDecoder().decode(output.stderr).trim() || `exit code ${output.code}`;
-    return { ok: false, why };
+    const output = await runCommand("kill", args, { env: hostEnv(), timeoutMs: 10_000 });
+    if (output.code === 0) return { ok: true };
+    return { ok: false, why: output.stderr.trim() || `exit code ${output.code}` };
   } catch (error) {
     return { ok: false, why: _reason(error) };
   }

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { type CommandResult, hostEnv, runCommand } from "./command.ts";
 
 /** A signal name, normalized without the `SIG` prefix: `"HUP"`, `"USR1"`, `"RTMIN+3"`. */
 export type Signal = string;
@@ -114,10 +115,7 @@ export class ReloadError extends Error {
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 const DEFAULT_PROBE_TIMEOUT_MS = 5_000;
-const MAX_OUTPUT_BYTES = 1 << 20;
 const MAX_MESSAGE_CHARS = 2_000;
-/** Used when secretsync itself runs without `PATH` (some service managers): the CLIs find their helpers (conmon, runc, iptables, credential helpers) on it. */
-const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
  * The environment variables each CLI is given, when they are set. An allowlist rather than a
@@ -185,7 +183,7 @@ export function containerRuntime(name: RuntimeName, opts: RuntimeOptions = {}): 
     throw new RangeError(`Cannot use timeout "${timeoutMs}": expected a positive integer of ms`);
   }
   const bin = opts.bin ?? name;
-  const run = (args: string[]) => _runCli(name, bin, args, timeoutMs);
+  const run = (args: string[]) => runCommand(bin, args, { env: _childEnv(name), timeoutMs });
 
   return {
     name,
@@ -287,7 +285,7 @@ async function _probe(
     ? ["version", "--format", "{{.Server.Version}}"]
     : ["info", "--format", "{{.Host.OCIRuntime.Name}}"];
   try {
-    const result = await _runCli(name, bin, args, timeoutMs);
+    const result = await runCommand(bin, args, { env: _childEnv(name), timeoutMs });
     if (result.code === 0) return undefined;
     return `"${bin} ${args[0]}" failed (exit code ${result.code}): ${
       _excerpt(result.stderr) || "no output"
@@ -297,133 +295,9 @@ async function _probe(
   }
 }
 
-/** What one CLI call produced. */
-interface _CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the CLI once with a deadline. Throws when the CLI cannot be started or times out; an
- * exit code, zero or not, is a result.
- */
-async function _runCli(
-  name: RuntimeName,
-  bin: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<_CliResult> {
-  let child: Deno.ChildProcess;
-  try {
-    // A bare name is looked up on the PATH given to the child, not on secretsync's own.
-    child = new Deno.Command(bin, {
-      args,
-      env: _childEnv(name),
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      // Its own process group, so a timeout kills whatever the CLI started too (a plugin, a
-      // credential helper, a shell's sleep) and nothing keeps our pipes open afterwards.
-      detached: true,
-    }).spawn();
-  } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? (bin.includes("/") ? "no such file" : "not found on PATH")
-      : _message(error);
-    throw new Error(`${bin} could not be started: ${why}`, { cause: error });
-  }
-
-  const stdout = _collect(child.stdout);
-  const stderr = _collect(child.stderr);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), timeoutMs);
-  });
-  try {
-    const outcome = await Promise.race([
-      Promise.all([child.status, stdout.done, stderr.done]),
-      deadline,
-    ]);
-    if (outcome === "timeout") {
-      _killGroup(child);
-      await child.status;
-      throw new Error(`"${bin} ${args[0]}" timed out after ${timeoutMs} ms and was killed`);
-    }
-    const [status] = outcome;
-    return {
-      code: status.code, // Deno reports 128 + signo for a CLI killed by a signal, as a shell does
-      stdout: stdout.text(),
-      stderr: stderr.text(),
-    };
-  } finally {
-    clearTimeout(timer);
-    // No-ops when the streams already ended; after a timeout, stops waiting on pipes that a
-    // surviving process might still hold.
-    await Promise.all([stdout.cancel(), stderr.cancel()]);
-  }
-}
-
-/** Kills the CLI's process group; falls back to the CLI alone if the group is gone. */
-function _killGroup(child: Deno.ChildProcess): void {
-  try {
-    Deno.kill(-child.pid, "SIGKILL");
-  } catch {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited between the deadline and the kill: nothing left to stop.
-    }
-  }
-}
-
-/** Reads a stream to its end, keeping at most {@linkcode MAX_OUTPUT_BYTES}. */
-function _collect(stream: ReadableStream<Uint8Array>) {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let kept = 0;
-  const done = (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        // Keep draining past the limit so a chatty child never blocks on a full pipe.
-        if (kept < MAX_OUTPUT_BYTES) {
-          const part = value.subarray(0, MAX_OUTPUT_BYTES - kept);
-          chunks.push(part);
-          kept += part.length;
-        }
-      }
-    } catch {
-      // Cancelled after a timeout: what was read so far is all there is.
-    }
-  })();
-  return {
-    done,
-    text: () => new TextDecoder().decode(_concat(chunks)),
-    cancel: async () => {
-      await reader.cancel().catch(() => {
-        // The stream already ended or errored; nothing to release.
-      });
-      await done;
-    },
-  };
-}
-
-function _concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
 /** The child's whole environment: `PATH` plus the runtime's allowlist, when set. */
 function _childEnv(name: RuntimeName): Record<string, string> {
-  const env: Record<string, string> = { PATH: Deno.env.get("PATH") || FALLBACK_PATH };
+  const env = hostEnv();
   for (const key of ENV_ALLOWLIST[name]) {
     const value = Deno.env.get(key);
     if (value !== undefined) env[key] = value;
@@ -438,7 +312,10 @@ function _checkContainer(container: string): void {
 }
 
 /** Turns a start failure or timeout of the CLI into a ReloadError naming the action. */
-async function _orReloadError(action: string, call: Promise<_CliResult>): Promise<_CliResult> {
+async function _orReloadError(
+  action: string,
+  call: Promise<CommandResult>,
+): Promise<CommandResult> {
   try {
     return await call;
   } catch (error) {
@@ -446,7 +323,7 @@ async function _orReloadError(action: string, call: Promise<_CliResult>): Promis
   }
 }
 
-function _failed(action: string, name: RuntimeName, result: _CliResult): ReloadError {
+function _failed(action: string, name: RuntimeName, result: CommandResult): ReloadError {
   const detail = _excerpt(result.stderr) || _excerpt(result.stdout) || "no output";
   return new ReloadError(`Cannot ${action}: ${name} exited with code ${result.code}: ${detail}`);
 }

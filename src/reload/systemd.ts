@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { hostEnv, runCommand } from "./command.ts";
 import { ReloadError } from "./runtime.ts";
 
 /** Options of {@linkcode systemctl}. */
@@ -21,7 +22,6 @@ export interface SystemctlOptions {
   timeoutMs?: number;
 }
 
-const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const MAX_MESSAGE_CHARS = 1000;
 
 /** `systemctl reload -- NAME`: the unit's ExecReload, which systemd waits for. */
@@ -35,52 +35,27 @@ export function signalUnitArgs(unit: string, signal: string): string[] {
 }
 
 /**
- * Runs `systemctl ARGS` with stdin closed, a deadline and only PATH in its environment
- * (secretsync's environment may hold OCI settings).
+ * Runs `systemctl ARGS` with stdin closed, a deadline (after which it and anything it started
+ * are killed) and only PATH in its environment (secretsync's may hold OCI settings).
  *
  * @throws {ReloadError} when systemctl cannot start, times out or exits non-zero; the message
  *   holds its (bounded) output.
  */
 export async function systemctl(args: string[], options: SystemctlOptions = {}): Promise<void> {
-  const bin = options.bin ?? "systemctl";
-  const timeoutMs = options.timeoutMs ?? 30_000;
   const what = `"systemctl ${args.join(" ")}"`;
-  let child: Deno.ChildProcess;
+  let outcome;
   try {
-    child = new Deno.Command(bin, {
-      args,
-      clearEnv: true,
-      env: { PATH: Deno.env.get("PATH") || FALLBACK_PATH },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    outcome = await runCommand(options.bin ?? "systemctl", args, {
+      env: hostEnv(),
+      timeoutMs: options.timeoutMs ?? 30_000,
+    });
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound ? "systemctl not found" : String(error);
-    throw new ReloadError(`Cannot run ${what}: ${why}`);
+    throw new ReloadError(`Cannot run ${what}: ${error instanceof Error ? error.message : error}`);
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), timeoutMs);
-  });
-  try {
-    const outcome = await Promise.race([child.output(), deadline]);
-    if (outcome === "timeout") {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It ended between the deadline and the kill.
-      }
-      throw new ReloadError(`Cannot run ${what}: timed out after ${timeoutMs} ms`);
-    }
-    if (outcome.code !== 0) {
-      const text = new TextDecoder().decode(outcome.stderr).trim() ||
-        new TextDecoder().decode(outcome.stdout).trim() || "no output";
-      const line = text.replace(/\s*\n\s*/g, " | ");
-      const shown = line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
-      throw new ReloadError(`${what} failed (exit code ${outcome.code}): ${shown}`);
-    }
-  } finally {
-    clearTimeout(timer);
+  if (outcome.code !== 0) {
+    const text = outcome.stderr.trim() || outcome.stdout.trim() || "no output";
+    const line = text.replace(/\s*\n\s*/g, " | ");
+    const shown = line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
+    throw new ReloadError(`${what} failed (exit code ${outcome.code}): ${shown}`);
   }
 }
