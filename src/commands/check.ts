@@ -12,7 +12,7 @@ import { targetLabel } from "../plan.ts";
 import { recipeProblems, type RecipeRegistry } from "../recipes.ts";
 import { rootProblems } from "../roots.ts";
 import { openRecipes } from "./recipe.ts";
-import { collect, rootsSchema, UsageError, validateOptions } from "./usage.ts";
+import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Default map file, as in the original tool. */
 export const DEFAULT_MAP = "/etc/oci-secretsync/map.csv";
@@ -148,4 +148,3 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   return 0;
 }
 
-export { UsageError };

@@ -96,9 +96,3 @@ export function assertNoLeak(values: string[], ...outputs: string[]): void {
     if (all.includes(value)) throw new Error(`a secret value leaked into the output`);
   }
 }
-
-/** The sha256 of a file, in hex. */
-export async function fileSha256(path: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
