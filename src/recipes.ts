@@ -27,7 +27,7 @@
 import { z } from "zod";
 import type { Entry, MapProblem } from "./map.ts";
 import { targetLabel } from "./plan.ts";
-import { normalizeSignal, SIGNALS } from "./signals.ts";
+import { normalizeSignal, RELOAD_SIGNALS } from "./signals.ts";
 import nginx from "../recipes/nginx.ts";
 import haproxy from "../recipes/haproxy.ts";
 import postfix from "../recipes/postfix.ts";
@@ -49,10 +49,10 @@ const ARG = /^[^\0\r\n]{1,1024}$/;
 
 const signalSchema = z.string().transform((value, ctx) => {
   const signal = normalizeSignal(value);
-  if (!signal) {
+  if (!signal || !RELOAD_SIGNALS.includes(signal)) {
     ctx.addIssue({
       code: "custom",
-      message: `"${value}" is not a signal secretsync sends (${SIGNALS.join(", ")})`,
+      message: `"${value}" is not a signal secretsync sends (${RELOAD_SIGNALS.join(", ")})`,
     });
     return z.NEVER;
   }

@@ -5,19 +5,49 @@
  * @module
  */
 
-/** Signals that make sense to send to a server to reload or stop it. */
+/**
+ * Linux's standard signals, as `kill -l` and `docker|podman kill --signal` name them. The
+ * reloading ones come first, as error messages list them in this order.
+ */
 export const SIGNALS: readonly string[] = [
   "HUP",
-  "INT",
-  "QUIT",
   "USR1",
   "USR2",
   "TERM",
+  "INT",
+  "QUIT",
   "WINCH",
   "ALRM",
   "CONT",
   "PWR",
+  "KILL",
+  "STOP",
+  "TSTP",
+  "TTIN",
+  "TTOU",
+  "ABRT",
+  "BUS",
+  "CHLD",
+  "FPE",
+  "ILL",
+  "IO",
+  "PIPE",
+  "PROF",
+  "SEGV",
+  "STKFLT",
+  "SYS",
+  "TRAP",
+  "URG",
+  "VTALRM",
+  "XCPU",
+  "XFSZ",
 ];
+
+/**
+ * The signals a recipe may send or name: the ones servers use to reload or stop. A map line may
+ * send any signal; a recipe that would SEGV or STOP its server is a mistake.
+ */
+export const RELOAD_SIGNALS: readonly string[] = SIGNALS.slice(0, SIGNALS.indexOf("PWR") + 1);
 
 /**
  * Returns the normalized signal name (`HUP` for `hup`, `SIGHUP` or `HUP`), or `undefined`

@@ -178,3 +178,15 @@ Deno.test("parseMap() reads a line the same with and without CSV quotes", () => 
   const strip = (es: Entry[]) => es.map(({ line: _, ...rest }) => rest);
   assert.deepEqual(strip(entries(quoted)), strip(entries(plain)));
 });
+
+Deno.test("parseMap() accepts any Linux signal name, as docker and podman do", () => {
+  const lines = ["KILL", "sigterm", "Winch", "STOP"].map((s, i) =>
+    `${ID},/run/secrets/s${i},0600,web,${s}`
+  );
+  assert.deepEqual(entries(lines.join("\n")).map((e) => e.reload), [
+    { kind: "signal", signal: "KILL" },
+    { kind: "signal", signal: "TERM" },
+    { kind: "signal", signal: "WINCH" },
+    { kind: "signal", signal: "STOP" },
+  ]);
+});

@@ -147,4 +147,3 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   }
   return 0;
 }
-

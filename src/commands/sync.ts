@@ -246,6 +246,12 @@ export async function runSync(options: SyncOptions): Promise<number> {
   }
 }
 
+/** Where fetches go when there is no vault: each fails, and every file stays as it is. */
+const NO_SOURCE: SecretSource = {
+  fetch: () => Promise.reject(new Error("not fetched: OCI Vault is unavailable")),
+  close: () => {},
+};
+
 /** Opens the vault and runs the engine: the exit code, and the reloads still owed. */
 async function syncOnce(
   entries: Entry[],
@@ -254,28 +260,27 @@ async function syncOnce(
   recipes: RecipeRegistry,
   pendingReloads: readonly string[],
 ): Promise<{ code: number; pendingReloads: string[] }> {
-  let source: SecretSource;
+  let source: SecretSource = NO_SOURCE;
   try {
-    source = await openVault({
-      auth: options.auth,
-      region: options.region,
-      endpoint: options.endpoint,
-      stage: options.stage,
-      timeoutMs: options.requestTimeoutMs,
-      signal: AbortSignal.timeout(options.timeoutMs),
-      maxBytes: options.maxBytes,
-    });
+    // A map with no lines needs no vault: do not authenticate (and fail off OCI) for nothing.
+    if (entries.length > 0) {
+      source = await openVault({
+        auth: options.auth,
+        region: options.region,
+        endpoint: options.endpoint,
+        stage: options.stage,
+        timeoutMs: options.requestTimeoutMs,
+        signal: AbortSignal.timeout(options.timeoutMs),
+        maxBytes: options.maxBytes,
+      });
+    }
   } catch (error) {
     log.log("error", "vault", `Cannot connect to OCI Vault: ${messageOf(error)}`, {
       event: "vault_unavailable",
       reason: messageOf(error),
     });
-    // Every fetch fails and every file stays as it is, but reloads owed from an earlier run
-    // need no vault: they still run.
-    source = {
-      fetch: () => Promise.reject(new Error("not fetched: OCI Vault is unavailable")),
-      close: () => {},
-    };
+    // The source stays NO_SOURCE: every fetch fails and every file stays as it is, but
+    // reloads owed from an earlier run need no vault, so they still run.
   }
   try {
     const reloader = createReloader({

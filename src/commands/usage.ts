@@ -19,10 +19,16 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** `--root`: repeatable, each absolute and normalized; `/run/secrets` when none is given. */
+/**
+ * `--root`: repeatable, each absolute and normalized (a trailing slash is dropped);
+ * `/run/secrets` when none is given.
+ */
 export const rootsSchema = z
   .array(z.string())
-  .transform((roots) => (roots.length > 0 ? roots : ["/run/secrets"]))
+  // A trailing slash is how many people type a directory; it names the same one.
+  .transform((roots) =>
+    roots.length > 0 ? roots.map((r) => r.replace(/(?<=.)\/+$/, "")) : ["/run/secrets"]
+  )
   .pipe(
     z.array(
       z.string().refine((root) => isNormalizedAbsolute(root) && root !== "/", {

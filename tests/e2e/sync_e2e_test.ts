@@ -267,3 +267,20 @@ Deno.test("usage errors exit 2 with a message, help and version exit 0", async (
     assert.match(version.stdout, /^secretsync \d+\.\d+\.\d+/);
   });
 });
+
+Deno.test("a map with only comments syncs nothing and never contacts OCI (exit 0)", async () => {
+  const oci = await startOciStandIn();
+  const ws = await makeWorkspace();
+  try {
+    await ws.writeMap(["# nothing here yet", "", "ocid,path,mode,container,signal"]);
+    // A trailing slash on --root names the same directory.
+    const args = ["--map", ws.map, "--root", `${ws.root}/`, "--state-dir", ws.stateDir];
+    const result = await runCli(["sync", ...args, ...instancePrincipalArgs(oci)]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout + result.stderr, "");
+    assert.equal(oci.calls.imds + oci.calls.federation, 0);
+  } finally {
+    await ws.cleanup();
+    await oci.close();
+  }
+});

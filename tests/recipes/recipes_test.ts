@@ -14,7 +14,7 @@ import {
 } from "../../src/recipes.ts";
 import { reloadSteps } from "../../src/reload/reloader.ts";
 import { runRecipe } from "../../src/commands/recipe.ts";
-import { SIGNALS } from "../../src/signals.ts";
+import { RELOAD_SIGNALS } from "../../src/signals.ts";
 
 const RECIPES_DIR = new URL("../../recipes/", import.meta.url);
 
@@ -61,7 +61,7 @@ Deno.test("every built-in recipe passes the same checks", async (t) => {
         .filter((k) => k !== undefined);
       assert.equal(kinds.length, 1);
       if (recipe.reload.signal) {
-        assert.ok(SIGNALS.includes(recipe.reload.signal));
+        assert.ok(RELOAD_SIGNALS.includes(recipe.reload.signal));
         assert.ok(!recipe.neverSignals.includes(recipe.reload.signal));
       }
 
