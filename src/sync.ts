@@ -11,7 +11,13 @@ import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
 import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
-import { applyAttributes, atomicWrite, ensureParent, fileChange } from "./write.ts";
+import {
+  applyAttributes,
+  atomicWrite,
+  ensureParent,
+  type FileChange,
+  fileChange,
+} from "./write.ts";
 
 /** Whether a reload sent anything: a recipe with no safe reload only warns. */
 export type ReloadOutcome = "reloaded" | "skipped";
@@ -26,6 +32,11 @@ export interface SyncDeps {
   source: SecretSource;
   reloader: Reloader;
   log: Logger;
+  /**
+   * Records, before the first write, the paths whose reload this run now owes, so that a run
+   * killed after writing but before reloading leaves the reload owed to the next run.
+   */
+  oweReloads?: (paths: string[]) => Promise<void>;
 }
 
 /** How a run behaves. */
@@ -109,6 +120,8 @@ export async function sync(
     }
   });
 
+  // Decide first, act second: every file's change is known before the first write.
+  const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
   for (const entry of entries) {
     const result = fetched.get(entry.secretId);
     if (!result || "error" in result) {
@@ -116,20 +129,38 @@ export async function sync(
       continue;
     }
     try {
-      await bringInLine(entry, result.bundle, deps, settings, report);
+      const change = await changeOf(entry, result.bundle, settings);
+      if (change !== "none") planned.push({ entry, bundle: result.bundle, change });
     } catch (error) {
       report.failures++;
-      log.log(
-        "error",
-        "write",
-        `Cannot write ${entry.path} from ${entry.secretId}: ${messageOf(error)}`,
-        {
-          event: "write_failed",
-          path: entry.path,
-          secretId: entry.secretId,
-          reason: messageOf(error),
-        },
-      );
+      logWriteFailure(log, entry, error);
+    }
+  }
+
+  // Write-ahead: a run killed between a write and its reload must not lose the reload, since
+  // the next run finds the content unchanged. So the reloads are owed before any file moves.
+  const willReload = planned.filter((p) =>
+    p.change === "content" && p.entry.target && p.entry.reload
+  );
+  if (!settings.dryRun && willReload.length > 0 && deps.oweReloads) {
+    try {
+      await deps.oweReloads(willReload.map((p) => p.entry.path));
+    } catch (error) {
+      report.failures++;
+      log.log("error", "state", `Cannot record the reloads this run owes: ${messageOf(error)}`, {
+        event: "state_unwritable",
+        reason: messageOf(error),
+      });
+    }
+  }
+
+  for (const { entry, bundle, change } of planned) {
+    try {
+      await applyChange(entry, bundle, change, deps, settings);
+      (change === "content" ? report.changed : report.adjusted).push(entry);
+    } catch (error) {
+      report.failures++;
+      logWriteFailure(log, entry, error);
     }
   }
 
@@ -175,20 +206,29 @@ export async function sync(
   return report;
 }
 
-async function bringInLine(
+/** How the file differs from the secret; checks the directories on the way, never follows links. */
+async function changeOf(
   entry: Entry,
   bundle: SecretBundle,
+  settings: SyncSettings,
+): Promise<FileChange> {
+  const root = rootOf(entry.path, settings.roots);
+  const parentExists = await ensureParent(entry.path, root, { create: false });
+  if (!parentExists) return "content";
+  return await fileChange(entry.path, bundle.bytes, { mode: entry.mode, owner: entry.owner });
+}
+
+/** Writes the file, or fixes its mode and owner, or (dry run) says it would. */
+async function applyChange(
+  entry: Entry,
+  bundle: SecretBundle,
+  change: Exclude<FileChange, "none">,
   deps: SyncDeps,
   settings: SyncSettings,
-  report: SyncReport,
 ): Promise<void> {
   const { log } = deps;
   const attributes = { mode: entry.mode, owner: entry.owner };
   const fields = { path: entry.path, secretId: entry.secretId, version: bundle.version };
-  const root = rootOf(entry.path, settings.roots);
-  const parentExists = await ensureParent(entry.path, root, { create: !settings.dryRun });
-  const change = parentExists ? await fileChange(entry.path, bundle.bytes, attributes) : "content";
-  if (change === "none") return;
   const mode = `0${entry.mode.toString(8)}`;
   if (settings.dryRun) {
     const what = change === "content" ? "update" : `set mode ${mode}${ownerText(entry)} on`;
@@ -196,21 +236,16 @@ async function bringInLine(
       "info",
       "write",
       `Would ${what} ${entry.path} from ${entry.secretId} (version ${bundle.version})`,
-      {
-        event: change === "content" ? "would_update" : "would_adjust",
-        ...fields,
-      },
+      { event: change === "content" ? "would_update" : "would_adjust", ...fields },
     );
   } else if (change === "content") {
+    await ensureParent(entry.path, rootOf(entry.path, settings.roots), { create: true });
     await atomicWrite(entry.path, bundle.bytes, attributes);
     log.log(
       "info",
       "write",
       `Updated ${entry.path} from ${entry.secretId} (version ${bundle.version})`,
-      {
-        event: "updated",
-        ...fields,
-      },
+      { event: "updated", ...fields },
     );
   } else {
     await applyAttributes(entry.path, attributes);
@@ -219,7 +254,20 @@ async function bringInLine(
       ...fields,
     });
   }
-  (change === "content" ? report.changed : report.adjusted).push(entry);
+}
+
+function logWriteFailure(log: Logger, entry: Entry, error: unknown): void {
+  log.log(
+    "error",
+    "write",
+    `Cannot write ${entry.path} from ${entry.secretId}: ${messageOf(error)}`,
+    {
+      event: "write_failed",
+      path: entry.path,
+      secretId: entry.secretId,
+      reason: messageOf(error),
+    },
+  );
 }
 
 function ownerText(entry: Entry): string {

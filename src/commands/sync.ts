@@ -230,14 +230,20 @@ export async function runSync(options: SyncOptions): Promise<number> {
     }
     const { state, warning } = await readState(options.stateDir);
     if (warning) log.log("warn", "state", warning, { event: "state_corrupt" });
+    let recorded = state.pendingReloads; // what state.json says now
+    const oweReloads = async (paths: string[]) => {
+      recorded = [...new Set([...state.pendingReloads, ...paths])];
+      await writeState(options.stateDir, { pendingReloads: recorded });
+    };
     const { code, pendingReloads } = await syncOnce(
       entries,
       options,
       log,
       recipes,
       state.pendingReloads,
+      oweReloads,
     );
-    if (!sameSet(pendingReloads, state.pendingReloads) || warning) {
+    if (!sameSet(pendingReloads, recorded) || warning) {
       await writeState(options.stateDir, { pendingReloads });
     }
     return code;
@@ -252,13 +258,17 @@ const NO_SOURCE: SecretSource = {
   close: () => {},
 };
 
-/** Opens the vault and runs the engine: the exit code, and the reloads still owed. */
+/**
+ * Opens the vault and runs the engine: the exit code, and the reloads still owed. Without
+ * `oweReloads` (a dry run) nothing is recorded.
+ */
 async function syncOnce(
   entries: Entry[],
   options: SyncOptions,
   log: Logger,
   recipes: RecipeRegistry,
   pendingReloads: readonly string[],
+  oweReloads?: (paths: string[]) => Promise<void>,
 ): Promise<{ code: number; pendingReloads: string[] }> {
   let source: SecretSource = NO_SOURCE;
   try {
@@ -289,7 +299,10 @@ async function syncOnce(
       entries,
       log,
     });
-    const report = await sync(entries, { source, reloader, log }, { ...options, pendingReloads });
+    const report = await sync(entries, { source, reloader, log, oweReloads }, {
+      ...options,
+      pendingReloads,
+    });
     return { code: exitCodeOf(report), pendingReloads: report.pendingReloads };
   } finally {
     source.close();

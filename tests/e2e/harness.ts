@@ -19,17 +19,22 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How the CLI subprocess is started. */
+export interface CliOptions {
+  stdout?: "piped" | "null";
+  stderr?: "piped" | "null";
+  /** Variables to set or override (e.g. a PATH with stand-in programs first). */
+  env?: Record<string, string>;
+}
+
 /** The CLI as a `Deno.Command` with the binary's permissions; for `spawn()`. */
-export function cli(
-  args: string[],
-  options: { stdout?: "piped" | "null"; stderr?: "piped" | "null" } = {},
-): Deno.Command {
+export function cli(args: string[], options: CliOptions = {}): Deno.Command {
   return cliCommand(args, { paths: [E2E_BASE], ...options });
 }
 
 /** Runs `secretsync ARGS` as a subprocess, as an operator would. */
-export async function runCli(args: string[]): Promise<CliResult> {
-  const output = await cli(args).output();
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const output = await cli(args, options).output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
