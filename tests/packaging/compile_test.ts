@@ -2,13 +2,12 @@ import assert from "node:assert/strict";
 import {
   build,
   BuildError,
-  exportTarget,
   PAYLOAD_BUDGET_BYTES,
-  permissionDifferences,
-  readMetadata,
   TARGETS,
   unseenDynamicImports,
 } from "../../scripts/compile.ts";
+import { exportTarget } from "../../scripts/prune.ts";
+import { permissionDifferences, readMetadata } from "../../scripts/payload.ts";
 import { PERMISSIONS, REPO_ROOT } from "../../scripts/permissions.ts";
 
 /** A copy of what a build reads, to break on purpose. */
