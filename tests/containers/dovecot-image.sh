@@ -2,8 +2,8 @@
 # Builds localhost/secretsync-dovecot:test from Debian 12's dovecot-core + dovecot-imapd 2.3
 # packages: dovecot, doveadm, doveconf, /usr/lib/dovecot (services and plugins), the libraries ldd
 # lists (liblua5.4, libexttextcat, libwrap come from their Debian packages when the host lacks
-# them), busybox, passwd/group with dovecot/dovenull, and a default /etc/dovecot/dovecot.conf
-# serving IMAPS with ssl_cert/ssl_key from /run/secrets/tls.crt + tls.key. PID 1 is the Dovecot
+# them), busybox, passwd/group with dovecot/dovenull; no configuration (dovecot.ts mounts one
+# serving IMAPS with ssl_cert/ssl_key from /run/secrets/tls.crt + tls.key). PID 1 is the Dovecot
 # master (`dovecot -F`, as the official image runs it). Idempotent: does nothing if the image
 # exists and was built by this script as it is now (FORCE=1 rebuilds).
 set -euo pipefail
@@ -30,33 +30,8 @@ add_tree "$root" "$stage" /usr/sbin/dovecot /usr/bin/doveadm /usr/bin/doveconf /
   /usr/share/dovecot
 mkdir -p "$root"/etc/dovecot "$root"/run/dovecot "$root"/var/lib/dovecot "$root"/var/mail \
   "$root"/run/secrets
-# Default config; tests usually mount their own directory over /etc/dovecot (port chosen then).
-cat >"$root/etc/dovecot/dovecot.conf" <<'CONF'
-protocols = imap
-listen = 127.0.0.1
-log_path = /dev/stderr
-ssl = required
-ssl_cert = </run/secrets/tls.crt
-ssl_key = </run/secrets/tls.key
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    port = 9993
-    ssl = yes
-  }
-}
-passdb {
-  driver = static
-  args = password=test
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/var/mail/%u
-}
-mail_location = maildir:~/Maildir
-CONF
+# No configuration in the image: dovecot.ts mounts /etc/dovecot with dovecot.conf
+# (dovecotConf), the port chosen per test.
 
 import_rootfs "$root" "$IMAGE_NAME" \
   'CMD ["dovecot", "-F"]' 'ENV PATH=/usr/sbin:/usr/bin'
