@@ -7,8 +7,8 @@
 # nothing if the image exists and was built by this script as it is now (FORCE=1 rebuilds).
 set -euo pipefail
 IMAGE_NAME="${IMAGE:-localhost/secretsync-haproxy:test}"
-# shellcheck source=nginx-image-lib.sh
-source "$(dirname "$(readlink -f "$0")")/nginx-image-lib.sh"
+# shellcheck source=rootfs-lib.sh
+source "$(dirname "$(readlink -f "$0")")/rootfs-lib.sh"
 
 if [[ "${FORCE:-}" != 1 ]] && image_current "$IMAGE_NAME"; then
   log "up to date, skipping"

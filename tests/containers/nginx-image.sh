@@ -6,8 +6,8 @@
 # 'daemon off;'`), as in the official image, so `podman kill --signal HUP` reaches the master.
 set -euo pipefail
 IMAGE_NAME="${IMAGE:-localhost/secretsync-nginx:test}"
-# shellcheck source=nginx-image-lib.sh
-source "$(dirname "$(readlink -f "$0")")/nginx-image-lib.sh"
+# shellcheck source=rootfs-lib.sh
+source "$(dirname "$(readlink -f "$0")")/rootfs-lib.sh"
 
 if [[ "${FORCE:-}" != 1 ]] && image_current "$IMAGE_NAME"; then
   log "up to date, skipping"

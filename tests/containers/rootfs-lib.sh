@@ -2,7 +2,6 @@
 # Shared builder for the test images (nginx, haproxy, postfix, dovecot): Debian packages are
 # unpacked into a rootfs with only the shared libraries `ldd` lists, plus busybox and a
 # passwd/group file, then `podman import`ed. Sourced by tests/containers/*-image.sh.
-# (It lives under nginx* only because of file ownership; a neutral name would be better.)
 #
 # Needs: root, apt-get/dpkg (Debian 12), podman, busybox-static. Nothing is fetched but
 # Debian packages, by name, with apt-get download (cached in $SECRETSYNC_DEB_CACHE).
