@@ -10,7 +10,7 @@ import { type Entry, formatProblems, parseMap } from "../map.ts";
 import { accessProblems } from "../permissions.ts";
 import { targetLabel } from "../plan.ts";
 import { recipeProblems, type RecipeRegistry } from "../recipes.ts";
-import { rootProblems } from "../roots.ts";
+import { directoryProblems } from "../roots.ts";
 import { openRecipes } from "./recipe.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
@@ -93,7 +93,7 @@ export async function loadMap(
     ...(parsed.ok && recipes
       ? formatProblems(options.map, recipeProblems(parsed.entries, recipes))
       : []),
-    ...(await rootProblems(options.roots)),
+    ...(await directoryProblems(options.roots, "Root")),
   ];
   for (const message of problems) {
     log.log("error", "map", message, { event: "map_invalid", map: options.map });

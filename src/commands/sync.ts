@@ -11,6 +11,7 @@ import type { Entry } from "../map.ts";
 import { dirname, isNormalizedAbsolute } from "../paths.ts";
 import { accessProblems } from "../permissions.ts";
 import type { RecipeRegistry } from "../recipes.ts";
+import { directoryProblems } from "../roots.ts";
 import { readState, writeState } from "../state.ts";
 import { removeStaleTempFiles } from "../write.ts";
 import { createReloader } from "../reload/reloader.ts";
@@ -210,6 +211,10 @@ export async function runSync(options: SyncOptions): Promise<number> {
     );
     return 2;
   }
+  // The lock and the state file live here: as for a root, nobody else may write in it.
+  const unsafe = await directoryProblems([options.stateDir], "State directory");
+  for (const message of unsafe) log.log("error", "state", message, { event: "state_unusable" });
+  if (unsafe.length > 0) return 2;
   let lock: RunLock;
   try {
     lock = await acquireRunLock(options.stateDir, options.lockTimeoutMs);

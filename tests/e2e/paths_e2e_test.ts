@@ -177,3 +177,24 @@ Deno.test("a second run waits for the first, then gives up with exit 1", async (
     await oci.close();
   }
 });
+
+Deno.test("a state directory others can write to is refused (exit 2) before anything is fetched", async () => {
+  const oci = await startOciStandIn();
+  const ws = await makeWorkspace();
+  try {
+    oci.setSecret(ID, secretValue("v"));
+    await ws.writeMap([`${ID},${ws.root}/s,0600`]);
+    await Deno.mkdir(ws.stateDir);
+    await Deno.chmod(ws.stateDir, 0o777);
+    const result = await runCli(["sync", ...ws.args(), ...instancePrincipalArgs(oci)]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /State directory ".*" cannot be used: mode 0777 lets group or others write/,
+    );
+    assert.equal(oci.calls.imds, 0);
+  } finally {
+    await ws.cleanup();
+    await oci.close();
+  }
+});
