@@ -11,16 +11,7 @@ IMAGE_NAME="${IMAGE:-localhost/secretsync-dovecot:test}"
 # shellcheck source=rootfs-lib.sh
 source "$(dirname "$(readlink -f "$0")")/rootfs-lib.sh"
 
-if [[ "${FORCE:-}" != 1 ]] && image_current "$IMAGE_NAME"; then
-  log "up to date, skipping"
-  exit 0
-fi
-start=$SECONDS
-ensure_tools
-work="$(mktemp -d /tmp/secretsync-dovecot-image.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-root="$work/root"
-stage="$work/stage"
+begin_build
 
 stage_packages "$stage" dovecot-core dovecot-imapd
 new_rootfs "$root"

@@ -9,16 +9,7 @@ IMAGE_NAME="${IMAGE:-localhost/secretsync-nginx:test}"
 # shellcheck source=rootfs-lib.sh
 source "$(dirname "$(readlink -f "$0")")/rootfs-lib.sh"
 
-if [[ "${FORCE:-}" != 1 ]] && image_current "$IMAGE_NAME"; then
-  log "up to date, skipping"
-  exit 0
-fi
-start=$SECONDS
-ensure_tools
-work="$(mktemp -d /tmp/secretsync-nginx-image.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-root="$work/root"
-stage="$work/stage"
+begin_build
 
 stage_packages "$stage" nginx
 new_rootfs "$root"

@@ -27,6 +27,24 @@ image_current() {
   [[ "$have" == "$(inputs_hash)" ]]
 }
 
+# begin_build: what every *-image.sh does first. Exits 0 when $IMAGE_NAME is already built from
+# these very inputs (unless FORCE=1); otherwise checks the tools and sets `start` (for the
+# timing), `work` (a temp dir removed on exit), `root` (the rootfs) and `stage` (unpacked .debs).
+begin_build() {
+  if [[ "${FORCE:-}" != 1 ]] && image_current "$IMAGE_NAME"; then
+    log "up to date, skipping"
+    exit 0
+  fi
+  # shellcheck disable=SC2034 # read by the calling script's closing log line
+  start=$SECONDS
+  ensure_tools
+  work="$(mktemp -d "/tmp/secretsync-image.XXXXXX")"
+  # shellcheck disable=SC2064 # expand now: $work is this build's directory
+  trap "rm -rf '$work'" EXIT
+  root="$work/root"
+  stage="$work/stage"
+}
+
 # ensure_tools: podman, busybox (static) and dpkg-deb must be there.
 ensure_tools() {
   local missing=()
