@@ -62,6 +62,15 @@ export async function fileChange(
   return modeDiffers || ownerDiffers ? "metadata" : "none";
 }
 
+/** Options for {@link atomicWrite}. */
+export interface AtomicWriteOptions {
+  /**
+   * A fixed temp path in the target's directory, for callers whose write permission names
+   * exact files (`install` replacing the binary). @default a unique dot file per write
+   */
+  temp?: string;
+}
+
 /**
  * Replaces the file at `path` with `bytes`, atomically, with exactly `attributes`.
  *
@@ -74,9 +83,15 @@ export async function atomicWrite(
   path: string,
   bytes: Uint8Array,
   attributes: FileAttributes,
+  options: AtomicWriteOptions = {},
 ): Promise<void> {
   const dir = dirname(path);
-  const temp = `${dir}/.${basename(path)}.secretsync-${Deno.pid}-${randomSuffix()}.tmp`;
+  const temp = options.temp ??
+    `${dir}/.${basename(path)}.secretsync-${Deno.pid}-${randomSuffix()}.tmp`;
+  if (options.temp) {
+    // A fixed name may be left over from an interrupted write; it is ours to clear.
+    await Deno.remove(temp).catch(() => {});
+  }
   let renamed = false;
   try {
     const file = await Deno.open(temp, { write: true, createNew: true, mode: attributes.mode });

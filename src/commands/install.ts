@@ -16,13 +16,14 @@ import { z } from "zod";
 import { UNIT_NAMES, type UnitName, UNITS } from "../assets.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { dirname, isNormalizedAbsolute } from "../paths.ts";
+import { hostEnv, runCommand } from "../reload/command.ts";
 import {
   accessProblems,
   explainNotCapable,
   INSTALLED_BINARY,
   INSTALLED_BINARY_TEMP,
 } from "../permissions.ts";
-import { fileChange, UnsafePathError } from "../write.ts";
+import { atomicWrite, fileChange, UnsafePathError } from "../write.ts";
 import { validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync install`. */
@@ -382,7 +383,9 @@ async function enableUnits(options: InstallOptions, deps: InstallDeps): Promise<
     try {
       result = await deps.systemctl(args);
     } catch (error) {
-      const why = error instanceof Deno.errors.NotFound
+      const notFound = error instanceof Deno.errors.NotFound ||
+        (error instanceof Error && error.cause instanceof Deno.errors.NotFound);
+      const why = notFound
         ? "systemctl is not on PATH (is this a systemd host? use --no-enable)"
         : explain(error);
       throw new InstallError([`Cannot run ${line}: ${why}`]);
@@ -402,42 +405,17 @@ async function unchanged(path: string, bytes: Uint8Array, mode: number): Promise
 }
 
 /**
- * Replaces `path` with `bytes` through `temp` in the same directory: write, fsync, chmod,
- * rename, fsync the directory. A running binary can be replaced this way (no ETXTBSY).
+ * Replaces `path` with `bytes` through `temp` in the same directory ({@linkcode atomicWrite}).
+ * A running binary can be replaced this way (no ETXTBSY).
  */
 async function replaceFile(path: string, temp: string, bytes: Uint8Array, mode: number) {
-  await Deno.remove(temp).catch(() => {
-    // Usually absent; a stale one from an interrupted install is what this clears.
-  });
-  let renamed = false;
   try {
-    const file = await Deno.open(temp, { write: true, createNew: true, mode }).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      throw new InstallError([
-        `Cannot write ${path}: the directory ${dirname(path)} does not exist`,
-      ]);
-    });
-    try {
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.chmod(temp, mode);
-    await Deno.rename(temp, path);
-    renamed = true;
-    const dir = await Deno.open(dirname(path), { read: true });
-    try {
-      await dir.sync();
-    } finally {
-      dir.close();
-    }
-  } finally {
-    if (!renamed) {
-      // The original error is the one to report; a leftover temp file is cleared next time.
-      await Deno.remove(temp).catch(() => {});
-    }
+    await atomicWrite(path, bytes, { mode }, { temp });
+  } catch (error) {
+    const dirMissing = error instanceof Deno.errors.NotFound &&
+      !(await Deno.lstat(dirname(path)).then(() => true, () => false));
+    if (!dirMissing) throw error;
+    throw new InstallError([`Cannot write ${path}: the directory ${dirname(path)} does not exist`]);
   }
 }
 
@@ -448,14 +426,9 @@ function binaryTemp(options: InstallOptions): string {
 }
 
 async function systemctl(args: string[]): Promise<{ code: number; output: string }> {
-  const result = await new Deno.Command("systemctl", {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: result.code, output: `${decode(result.stderr)}${decode(result.stdout)}` };
+  // enable --now starts the mount and the timer: give it longer than a reload gets.
+  const result = await runCommand("systemctl", args, { env: hostEnv(), timeoutMs: 120_000 });
+  return { code: result.code, output: `${result.stderr}${result.stdout}` };
 }
 
 function explain(error: unknown): string {
