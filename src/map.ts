@@ -4,7 +4,7 @@
  * Format (compatible with the original bash tool):
  *
  * ```
- * # ocid,path,mode,container,signal[,owner]
+ * # ocid,path,mode,container,signal[,owner[,options]]
  * ocid1.vaultsecret.oc1..aaaa,/run/secrets/db_password,0600,myapp,HUP
  * ```
  *
@@ -38,6 +38,11 @@ export interface Entry {
   owner?: { uid: number; gid: number };
   target?: Target;
   reload?: Reload;
+  /**
+   * The seventh column says `nocheck`: the content is written as it is, without the PEM
+   * checks (for a file that only looks like PEM).
+   */
+  noContentCheck?: true;
 }
 
 /** A map line that failed validation. */
@@ -65,6 +70,8 @@ const UNIT_NAME = /^[a-zA-Z0-9:_.\\@-]+\.service$/;
 const MODE = /^0?[0-7]{3}$/;
 const OWNER = /^(\d{1,10}):(\d{1,10})$/;
 const DEFAULT_MODE = 0o600;
+/** Words the seventh column (`options`, space-separated) may hold. */
+const OPTIONS = ["nocheck"];
 
 const HEADER_FIRST_FIELD = /^(ocid|secret|secret_?id)$/i;
 
@@ -133,13 +140,13 @@ function rowSchema(options: ParseMapOptions) {
   return z
     .array(z.string())
     .transform((fields, ctx) => {
-      if (fields.length < 3 || fields.length > 6) {
+      if (fields.length < 3 || fields.length > 7) {
         return fail(
           ctx,
-          `expected 3 to 6 fields (ocid,path,mode[,container,signal[,owner]]), found ${fields.length}`,
+          `expected 3 to 7 fields (ocid,path,mode[,container,signal[,owner[,options]]]), found ${fields.length}`,
         );
       }
-      const [secretId, path, mode, target, reload, owner] = fields;
+      const [secretId, path, mode, target, reload, owner, flags] = fields;
       const entry: Omit<Entry, "line"> = {
         secretId: checkSecretId(secretId, ctx),
         path: checkPath(path, options.roots, ctx),
@@ -153,6 +160,7 @@ function rowSchema(options: ParseMapOptions) {
       if (parsedTarget) entry.target = parsedTarget;
       if (parsedReload) entry.reload = parsedReload;
       if (owner) entry.owner = checkOwner(owner, ctx);
+      if (flags && checkOptions(flags, ctx).includes("nocheck")) entry.noContentCheck = true;
       return entry;
     });
 }
@@ -237,6 +245,19 @@ function checkOwner(value: string, ctx: Ctx): { uid: number; gid: number } {
     return fail(ctx, `owner "${clip(value)}" must be numeric uid:gid, like 1000:1000`);
   }
   return { uid, gid };
+}
+
+function checkOptions(value: string, ctx: Ctx): string[] {
+  const words = value.split(/\s+/).filter((word) => word !== "");
+  const unknown = words.filter((word) => !OPTIONS.includes(word));
+  if (unknown.length > 0) {
+    fail(
+      ctx,
+      `option "${clip(unknown[0])}" is not known (the seventh column takes: ${OPTIONS.join(", ")})`,
+    );
+    return [];
+  }
+  return words;
 }
 
 /** Two lines writing one path, or one path inside another's, cannot both be honoured. */
