@@ -5,11 +5,15 @@
  *
  * @module
  */
-import type { Entry } from "./map.ts";
+import type { Entry, Reload, Target } from "./map.ts";
 import type { Logger } from "./log.ts";
 import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
+import { expiresWithin, readPem } from "./pem.ts";
+import { refusedWrites } from "./precheck.ts";
+import { ValidationError } from "./reload/runtime.ts";
+import { restoreSnapshot, type Snapshot, takeSnapshot } from "./rollback.ts";
 import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import {
   applyAttributes,
@@ -25,6 +29,11 @@ export type ReloadOutcome = "reloaded" | "skipped";
 /** Performs one planned reload; throws with a reason when it could not. */
 export interface Reloader {
   reload(action: ReloadAction): Promise<ReloadOutcome>;
+  /**
+   * Whether reloading `target` with `reload` first validates the new files in the server (a
+   * refusal throws a `ValidationError`): the run then keeps the old files to put them back.
+   */
+  validates?(target: Target, reload: Reload): boolean;
 }
 
 /** The edges a run talks to; tests point them at the OCI stand-in and real podman. */
@@ -49,6 +58,12 @@ export interface SyncSettings {
   concurrency: number;
   /** Paths whose reload failed in an earlier run: their targets are reloaded again. */
   pendingReloads?: readonly string[];
+  /** Accept certificates outside their validity window. @default false */
+  allowExpired?: boolean;
+  /** Warn about certificates that expire within this many ms. @default 14 days */
+  warnExpiryMs?: number;
+  /** The clock for validity and expiry. @default the time the run starts */
+  now?: Date;
 }
 
 /** What a run did, for the exit code and for callers that want more than log lines. */
@@ -63,6 +78,18 @@ export interface SyncReport {
   pendingReloads: string[];
   /** How many entries and reloads failed. */
   failures: number;
+  /** Entries written, then put back because their target's validation refused them. */
+  rolledBack: Entry[];
+  /** Each certificate file's leaf, as the file now is (for state, status and metrics). */
+  certificates: CertificateReport[];
+}
+
+/** A certificate file's leaf certificate: what `status` and the metrics show. */
+export interface CertificateReport {
+  path: string;
+  subject: string;
+  /** ISO 8601. */
+  notAfter: string;
 }
 
 type Fetched = { bundle: SecretBundle } | { error: string };
@@ -95,7 +122,10 @@ export async function sync(
     reloaded: [],
     pendingReloads: [],
     failures: 0,
+    rolledBack: [],
+    certificates: [],
   };
+  const now = settings.now ?? new Date();
 
   const secretIds = [...new Set(entries.map((e) => e.secretId))];
   const fetched = new Map<string, Fetched>();
@@ -122,6 +152,7 @@ export async function sync(
 
   // Decide first, act second: every file's change is known before the first write.
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
+  const alreadyInSync = new Set<Entry>();
   for (const entry of entries) {
     const result = fetched.get(entry.secretId);
     if (!result || "error" in result) {
@@ -131,11 +162,33 @@ export async function sync(
     try {
       const change = await changeOf(entry, result.bundle, settings);
       if (change !== "none") planned.push({ entry, bundle: result.bundle, change });
+      else alreadyInSync.add(entry);
     } catch (error) {
       report.failures++;
       logWriteFailure(log, entry, error);
     }
   }
+
+  // Check before writing: a certificate or key the server could not load keeps its old file.
+  const refused = await refusedWrites(
+    planned.filter((p) => p.change === "content").map((p) => ({
+      entry: p.entry,
+      bytes: p.bundle.bytes,
+    })),
+    entries,
+    { now, allowExpired: settings.allowExpired ?? false },
+  );
+  for (const [entry, reason] of refused) {
+    report.failures++;
+    const version = planned.find((p) => p.entry === entry)!.bundle.version;
+    log.log(
+      "error",
+      "check",
+      `Refusing ${entry.path} from ${entry.secretId} (version ${version}): ${reason}; left ${entry.path} as it was`,
+      { event: "content_refused", path: entry.path, secretId: entry.secretId, version, reason },
+    );
+  }
+  planned.splice(0, planned.length, ...planned.filter((p) => !refused.has(p.entry)));
 
   // Write-ahead: a run killed between a write and its reload must not lose the reload, since
   // the next run finds the content unchanged. So the reloads are owed before any file moves.
@@ -154,8 +207,16 @@ export async function sync(
     }
   }
 
+  // Files whose server validates them are kept (in memory, for this run) to be put back.
+  const snapshots = new Map<Entry, Snapshot>();
   for (const { entry, bundle, change } of planned) {
     try {
+      if (
+        !settings.dryRun && change === "content" && entry.target && entry.reload &&
+        deps.reloader.validates?.(entry.target, entry.reload)
+      ) {
+        snapshots.set(entry, await takeSnapshot(entry.path));
+      }
       await applyChange(entry, bundle, change, deps, settings);
       (change === "content" ? report.changed : report.adjusted).push(entry);
     } catch (error) {
@@ -190,6 +251,10 @@ export async function sync(
       report.reloaded.push(action);
     } catch (error) {
       report.failures++;
+      if (error instanceof ValidationError) {
+        await rollBack(action, error, snapshots, planned, report, deps, settings);
+        continue;
+      }
       report.pendingReloads.push(...action.paths);
       log.log(
         "error",
@@ -203,7 +268,124 @@ export async function sync(
       );
     }
   }
+  reportCertificates(entries, fetched, alreadyInSync, report, log, now, settings);
   return report;
+}
+
+/**
+ * The server refused the files of `action.target` (its validation failed): puts back every
+ * file this run wrote for that target, so disk and server agree and a restart still works.
+ * The reload is owed no more for what was put back (the server runs that content already),
+ * only for what was owed before this run.
+ */
+async function rollBack(
+  action: ReloadAction,
+  error: ValidationError,
+  snapshots: ReadonlyMap<Entry, Snapshot>,
+  planned: readonly { entry: Entry; bundle: SecretBundle }[],
+  report: SyncReport,
+  deps: SyncDeps,
+  settings: SyncSettings,
+): Promise<void> {
+  const { log } = deps;
+  const label = targetLabel(action.target);
+  const owedBefore = new Set(settings.pendingReloads ?? []);
+  const written = report.changed.filter((e) =>
+    snapshots.has(e) && targetLabel(e.target!) === label
+  );
+  const what = `${label} with ${reloadLabel(action.reload)}`;
+  log.log("error", "reload", `Cannot reload ${what}: ${error.message}`, {
+    event: "validation_failed",
+    target: label,
+    reload: reloadLabel(action.reload),
+    paths: action.paths,
+    reason: error.message,
+  });
+  for (const entry of written) {
+    const version = planned.find((p) => p.entry === entry)?.bundle.version;
+    try {
+      await restoreSnapshot(snapshots.get(entry)!);
+      report.changed.splice(report.changed.indexOf(entry), 1);
+      report.rolledBack.push(entry);
+      log.log(
+        "error",
+        "rollback",
+        `Rolled back ${entry.path}: version ${version} of ${entry.secretId} was refused by ` +
+          `${label}; the previous content is back and will be tried again next run`,
+        {
+          event: "rolled_back",
+          path: entry.path,
+          secretId: entry.secretId,
+          version,
+          target: label,
+        },
+      );
+    } catch (restoreError) {
+      // The new file stays: its reload is owed, and the next run validates it again.
+      report.pendingReloads.push(entry.path);
+      log.log(
+        "error",
+        "rollback",
+        `Cannot roll back ${entry.path} (version ${version} of ${entry.secretId}): ${
+          messageOf(restoreError)
+        }`,
+        { event: "rollback_failed", path: entry.path, reason: messageOf(restoreError) },
+      );
+    }
+  }
+  const putBack = new Set(report.rolledBack.map((e) => e.path));
+  report.pendingReloads.push(
+    ...action.paths.filter((path) => !putBack.has(path) || owedBefore.has(path)),
+  );
+}
+
+/**
+ * Reads each certificate file's leaf as the file now is (the new content when written or
+ * unchanged, else what stayed on disk) and warns about those expiring soon.
+ */
+function reportCertificates(
+  entries: readonly Entry[],
+  fetched: ReadonlyMap<string, Fetched>,
+  alreadyInSync: ReadonlySet<Entry>,
+  report: SyncReport,
+  log: Logger,
+  now: Date,
+  settings: SyncSettings,
+): void {
+  for (const entry of entries) {
+    if (entry.noContentCheck) continue;
+    const result = fetched.get(entry.secretId);
+    // The file holds the fetched bytes when it was equal already or was written just now.
+    const holdsFetched = alreadyInSync.has(entry) ||
+      (!settings.dryRun && (report.changed.includes(entry) || report.adjusted.includes(entry)));
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = holdsFetched && result && "bundle" in result
+        ? result.bundle.bytes
+        : Deno.readFileSync(entry.path);
+    } catch {
+      continue; // No file: no certificate to report.
+    }
+    let leaf;
+    try {
+      leaf = readPem(bytes)?.leaf;
+    } catch {
+      continue; // A broken file on disk: it was reported when it was refused.
+    }
+    if (!leaf) continue;
+    const notAfter = leaf.notAfter.toISOString();
+    report.certificates.push({ path: entry.path, subject: leaf.subject, notAfter });
+    const within = settings.warnExpiryMs ?? 14 * 86_400_000;
+    if (expiresWithin(leaf.notAfter, within, now)) {
+      const state = leaf.notAfter.getTime() < now.getTime() ? "expired" : "expires";
+      log.log(
+        "warn",
+        "expiry",
+        `Certificate "${leaf.subject}" in ${entry.path} ${state} on ${notAfter}`,
+        { event: "certificate_expiring", path: entry.path, subject: leaf.subject, notAfter },
+      );
+    }
+  }
 }
 
 /** How the file differs from the secret; checks the directories on the way, never follows links. */

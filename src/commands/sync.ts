@@ -21,6 +21,7 @@ import { openVault, type SecretSource, type VaultAuth } from "../vault/mod.ts";
 import { DEFAULT_MAP, loadMap } from "./check.ts";
 import { openRecipes } from "./recipe.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { parseDuration } from "../duration.ts";
 
 /** Parsed options of `secretsync sync`. */
 export interface SyncOptions {
@@ -46,6 +47,10 @@ export interface SyncOptions {
   lockTimeoutMs: number;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** `--allow-expired`: write certificates outside their validity window. */
+  allowExpired: boolean;
+  /** `--warn-expiry`: warn about certificates expiring within this many ms. */
+  warnExpiryMs: number;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
@@ -97,6 +102,18 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    allowExpired: z.boolean(),
+    warnExpiry: z.string().transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--warn-expiry "${value}" must be a number and a unit: 90s, 30m, 12h, 14d`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    }),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -117,6 +134,8 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    allowExpired: o.allowExpired,
+    warnExpiryMs: o.warnExpiry,
   }));
 
 function defaultOciConfig(): string {
@@ -163,6 +182,12 @@ export function syncCommand(): Command {
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
     )
+    .option(
+      "--allow-expired",
+      "write certificates that are expired or not yet valid (they are refused by default)",
+      false,
+    )
+    .option("--warn-expiry <duration>", "warn about certificates expiring within this", "14d")
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
 }

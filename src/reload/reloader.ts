@@ -27,7 +27,7 @@ import {
 import type { Reloader, ReloadOutcome } from "../sync.ts";
 import { signalPidfile } from "./pidfile.ts";
 import { outputExcerpt, readSecretValues } from "./redact.ts";
-import { type ContainerRuntime, ReloadError } from "./runtime.ts";
+import { type ContainerRuntime, ReloadError, ValidationError } from "./runtime.ts";
 import { reloadUnitArgs, signalUnitArgs, systemctl } from "./systemd.ts";
 
 /** One thing a reload does. */
@@ -158,6 +158,15 @@ export function createReloader(options: ReloaderOptions): Reloader {
   const secrets = () => readSecretValues(entries.map((e) => e.path));
 
   return {
+    validates(target: Target, reload: Reload): boolean {
+      const recipe = reload.kind === "recipe" ? recipes.get(reload.name)?.recipe : undefined;
+      try {
+        return reloadSteps(target, reload, recipe).some((step) => step.kind === "validate");
+      } catch {
+        // A recipe that cannot apply fails at reload time, with its own message.
+        return false;
+      }
+    },
     async reload(action: ReloadAction): Promise<ReloadOutcome> {
       const { target, reload } = action;
       const label = targetLabel(target);
@@ -193,11 +202,15 @@ export function createReloader(options: ReloaderOptions): Reloader {
         const result = await (await containers()).exec(name, step.command);
         if (result.code === 0) return;
         const output = outputExcerpt(result, await secrets());
-        const what = step.kind === "validate" ? "validation" : "reload command";
-        const then = step.kind === "validate" ? "; not reloaded" : "";
+        if (step.kind === "validate") {
+          throw new ValidationError(
+            `validation "${commandText(step.command)}" failed in container "${name}" ` +
+              `(exit code ${result.code}); not reloaded: ${output}`,
+          );
+        }
         throw new ReloadError(
-          `${what} "${commandText(step.command)}" failed in container "${name}" ` +
-            `(exit code ${result.code})${then}: ${output}`,
+          `reload command "${commandText(step.command)}" failed in container "${name}" ` +
+            `(exit code ${result.code}): ${output}`,
         );
       }
       case "signal-container":
