@@ -85,8 +85,10 @@ export async function refusedWrites(
   return refused;
 }
 
-/** The file's bytes when it is a regular file of a sane size; else nothing to compare with. */
-async function readCurrent(path: string): Promise<Uint8Array | undefined> {
+/**
+ * The file's bytes when it is a regular file (not a symlink) of a sane size; else `undefined`.
+ */
+export async function readCurrent(path: string): Promise<Uint8Array | undefined> {
   try {
     const info = await Deno.lstat(path);
     if (!info.isFile || info.size > MAX_READ) return undefined;

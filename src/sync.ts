@@ -11,7 +11,7 @@ import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
 import { expiresWithin, readPem } from "./pem.ts";
-import { refusedWrites } from "./precheck.ts";
+import { readCurrent, refusedWrites } from "./precheck.ts";
 import { ValidationError } from "./reload/runtime.ts";
 import { restoreSnapshot, type Snapshot, takeSnapshot } from "./rollback.ts";
 import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
@@ -268,7 +268,7 @@ export async function sync(
       );
     }
   }
-  reportCertificates(entries, fetched, alreadyInSync, report, log, now, settings);
+  await reportCertificates(entries, fetched, alreadyInSync, report, log, now, settings);
   return report;
 }
 
@@ -343,7 +343,7 @@ async function rollBack(
  * Reads each certificate file's leaf as the file now is (the new content when written or
  * unchanged, else what stayed on disk) and warns about those expiring soon.
  */
-function reportCertificates(
+async function reportCertificates(
   entries: readonly Entry[],
   fetched: ReadonlyMap<string, Fetched>,
   alreadyInSync: ReadonlySet<Entry>,
@@ -351,21 +351,17 @@ function reportCertificates(
   log: Logger,
   now: Date,
   settings: SyncSettings,
-): void {
+): Promise<void> {
   for (const entry of entries) {
     if (entry.noContentCheck) continue;
     const result = fetched.get(entry.secretId);
     // The file holds the fetched bytes when it was equal already or was written just now.
     const holdsFetched = alreadyInSync.has(entry) ||
       (!settings.dryRun && (report.changed.includes(entry) || report.adjusted.includes(entry)));
-    let bytes: Uint8Array | undefined;
-    try {
-      bytes = holdsFetched && result && "bundle" in result
-        ? result.bundle.bytes
-        : Deno.readFileSync(entry.path);
-    } catch {
-      continue; // No file: no certificate to report.
-    }
+    const bytes = holdsFetched && result && "bundle" in result
+      ? result.bundle.bytes
+      : await readCurrent(entry.path);
+    if (!bytes) continue; // No file: no certificate to report.
     let leaf;
     try {
       leaf = readPem(bytes)?.leaf;

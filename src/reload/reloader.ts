@@ -6,8 +6,9 @@
  * What a reload does is decided by {@linkcode reloadSteps}, a pure function over the target,
  * the reload and the recipe; {@linkcode createReloader} then performs the steps in order and
  * stops at the first failure. A failing validation therefore means: nothing is reloaded, the
- * reload fails (the run exits 1), and the message names the target and shows the validator's
- * output, with every secret value secretsync wrote blanked out.
+ * reload fails with a {@linkcode ValidationError} (the run puts back the files it wrote for the
+ * target and exits 1), and the message names the target and shows the validator's output, with
+ * every secret value secretsync wrote blanked out. Any other failure is a plain `ReloadError`.
  *
  * The container runtime is found only when the first container step needs it, so a host that
  * only syncs files never needs docker or podman.
@@ -115,7 +116,9 @@ function signalStep(target: Target, signal: string): ReloadStep {
 export function stepText(step: ReloadStep, label: string): string {
   switch (step.kind) {
     case "validate":
-      return `run "${commandText(step.command)}" in ${label}; if it fails, stop: no reload, exit 1`;
+      return `run "${
+        commandText(step.command)
+      }" in ${label}; if it fails, stop: put back the files this run wrote, no reload, exit 1`;
     case "signal-container":
       return `send ${step.signal} to the main process (PID 1) of ${label}`;
     case "exec":
