@@ -192,7 +192,7 @@ Deno.test("sync refuses a certificate or key the server could not load, before t
 
 Deno.test("sync rolls back what the validation refuses: same bytes, mode, owner; no reload owed; tried again", async () => {
   const [a, b] = await certs;
-  await withRun(async ({ root, oci, writeMap, sync, calls, refuseValidation, state }) => {
+  await withRun(async ({ root, dir, oci, writeMap, sync, calls, refuseValidation, state }) => {
     oci.setSecret(CERT, a.cert);
     oci.setSecret(KEY, a.key);
     await writeMap([
@@ -245,6 +245,16 @@ Deno.test("sync rolls back what the validation refuses: same bytes, mode, owner;
     }
     const kills = (await calls()).filter((c) => c.startsWith("kill"));
     assert.equal(kills.length, killsBefore, "never signalled while refused");
+
+    // A reload owed from before this run stays owed: the server has not loaded that content.
+    await Deno.writeTextFile(
+      `${dir}/state/state.json`,
+      JSON.stringify({ version: 1, pendingReloads: [`${root}/tls.key`] }),
+    );
+    const owed = await sync();
+    assert.equal(owed.code, 1, owed.stderr);
+    assert.match(owed.stderr, /Rolled back/);
+    assert.deepEqual((await state()).pendingReloads, [`${root}/tls.key`]);
 
     // The server takes it once the vault holds a good pair again.
     await refuseValidation(false);
