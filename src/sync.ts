@@ -64,6 +64,30 @@ export interface SyncSettings {
   warnExpiryMs?: number;
   /** The clock for validity and expiry. @default the time the run starts */
   now?: Date;
+  /** The version each path held after the last run (from the state), for rollback messages. */
+  recordedVersions?: ReadonlyMap<string, number | string>;
+  /**
+   * Only the entries of these secrets are fetched and brought in line; reloads owed by any
+   * entry still run. @default every entry
+   */
+  secrets?: readonly string[];
+}
+
+/** What one entry of a run came to. */
+export interface EntryResult {
+  entry: Entry;
+  /**
+   * What happened to the file. `unchanged`: in line already; `changed`: new content written
+   * (or would be); `adjusted`: mode or owner set; `failed`: left as it was, see `error`.
+   */
+  status: "unchanged" | "changed" | "adjusted" | "failed";
+  /** The secret version fetched, when the fetch succeeded. */
+  version?: number;
+  /**
+   * Why the entry failed: its fetch or write (`failed`), or its target's reload (the file was
+   * written, the reload is owed). Never a secret.
+   */
+  error?: string;
 }
 
 /** What a run did, for the exit code and for callers that want more than log lines. */
@@ -82,6 +106,8 @@ export interface SyncReport {
   rolledBack: Entry[];
   /** Each certificate file's leaf, as the file now is (for state, status and metrics). */
   certificates: CertificateReport[];
+  /** One result per entry this run looked at (all of them, or those of `secrets`). */
+  results: EntryResult[];
 }
 
 /** A certificate file's leaf certificate: what `status` and the metrics show. */
@@ -124,10 +150,18 @@ export async function sync(
     failures: 0,
     rolledBack: [],
     certificates: [],
+    results: [],
+  };
+  const only = settings.secrets ? new Set(settings.secrets) : undefined;
+  const selected = only ? entries.filter((e) => only.has(e.secretId)) : entries;
+  const results = new Map<Entry, EntryResult>();
+  const fail = (entry: Entry, error: string) => {
+    const result = results.get(entry);
+    if (result) Object.assign(result, { status: "failed", error });
   };
   const now = settings.now ?? new Date();
 
-  const secretIds = [...new Set(entries.map((e) => e.secretId))];
+  const secretIds = [...new Set(selected.map((e) => e.secretId))];
   const fetched = new Map<string, Fetched>();
   await mapConcurrent(secretIds, settings.concurrency, async (secretId) => {
     try {
@@ -135,7 +169,7 @@ export async function sync(
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);
       fetched.set(secretId, { error: reason });
-      const paths = entries.filter((e) => e.secretId === secretId).map((e) => e.path);
+      const paths = selected.filter((e) => e.secretId === secretId).map((e) => e.path);
       log.log(
         "error",
         "fetch",
@@ -153,18 +187,21 @@ export async function sync(
   // Decide first, act second: every file's change is known before the first write.
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
   const alreadyInSync = new Set<Entry>();
-  for (const entry of entries) {
+  for (const entry of selected) {
     const result = fetched.get(entry.secretId);
     if (!result || "error" in result) {
       report.failures++;
+      results.set(entry, { entry, status: "failed", error: result?.error ?? "not fetched" });
       continue;
     }
+    results.set(entry, { entry, status: "unchanged", version: result.bundle.version });
     try {
       const change = await changeOf(entry, result.bundle, settings);
       if (change !== "none") planned.push({ entry, bundle: result.bundle, change });
       else alreadyInSync.add(entry);
     } catch (error) {
       report.failures++;
+      fail(entry, messageOf(error));
       logWriteFailure(log, entry, error);
     }
   }
@@ -180,6 +217,7 @@ export async function sync(
   );
   for (const [entry, reason] of refused) {
     report.failures++;
+    fail(entry, `refused before the write: ${reason}`);
     const version = planned.find((p) => p.entry === entry)!.bundle.version;
     log.log(
       "error",
@@ -219,8 +257,10 @@ export async function sync(
       }
       await applyChange(entry, bundle, change, deps, settings);
       (change === "content" ? report.changed : report.adjusted).push(entry);
+      results.get(entry)!.status = change === "content" ? "changed" : "adjusted";
     } catch (error) {
       report.failures++;
+      fail(entry, messageOf(error));
       logWriteFailure(log, entry, error);
     }
   }
@@ -253,9 +293,19 @@ export async function sync(
       report.failures++;
       if (error instanceof ValidationError) {
         await rollBack(action, error, snapshots, planned, report, deps, settings);
+        for (const entry of report.rolledBack) {
+          fail(entry, `rolled back: ${targetLabel(action.target)} refused it: ${error.message}`);
+        }
         continue;
       }
       report.pendingReloads.push(...action.paths);
+      for (const entry of entries) {
+        const result = results.get(entry);
+        // The file is written; its reload is what failed (and is owed).
+        if (result && action.paths.includes(entry.path)) {
+          result.error = `reload of ${targetLabel(action.target)} failed: ${messageOf(error)}`;
+        }
+      }
       log.log(
         "error",
         "reload",
@@ -268,6 +318,7 @@ export async function sync(
       );
     }
   }
+  report.results = selected.map((entry) => results.get(entry)!);
   await reportCertificates(entries, fetched, alreadyInSync, report, log, now, settings);
   return report;
 }
@@ -303,6 +354,7 @@ async function rollBack(
   });
   for (const entry of written) {
     const version = planned.find((p) => p.entry === entry)?.bundle.version;
+    const previous = settings.recordedVersions?.get(entry.path);
     try {
       await restoreSnapshot(snapshots.get(entry)!);
       report.changed.splice(report.changed.indexOf(entry), 1);
@@ -311,7 +363,9 @@ async function rollBack(
         "error",
         "rollback",
         `Rolled back ${entry.path}: version ${version} of ${entry.secretId} was refused by ` +
-          `${label}; the previous content is back and will be tried again next run`,
+          `${label}; the previous content${
+            previous === undefined ? "" : ` (version ${previous})`
+          } is back and version ${version} will be tried again next run`,
         {
           event: "rolled_back",
           path: entry.path,
