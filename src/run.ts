@@ -324,7 +324,6 @@ async function syncOnce(
       secrets: options.secrets,
       allowExpired: options.allowExpired,
       warnExpiryMs: options.warnExpiryMs,
-      now: deps.now?.(),
       recordedVersions: new Map(
         Object.entries(recorded).flatMap(([path, r]) =>
           r.version === undefined ? [] : [[path, r.version]]

@@ -12,6 +12,7 @@
  * The real servers (nginx, Postfix, Dovecot) are in recipes_e2e_test.ts.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { startOciStandIn } from "../oci/standin.ts";
 import { makeTestCert, reencode, stamp, type TestCert } from "../content/certs.ts";
 import {
@@ -48,7 +49,10 @@ async function withRun(
     sync: (...flags: string[]) => Promise<CliResult>;
     refuseValidation: (on: boolean) => Promise<void>;
     calls: () => Promise<string[]>;
-    state: () => Promise<{ pendingReloads: string[] }>;
+    state: () => Promise<{
+      pendingReloads: string[];
+      entries: Record<string, { version?: number; error?: string; notAfter?: string }>;
+    }>;
     outputs: string[];
   }) => Promise<void>,
 ): Promise<void> {
@@ -241,7 +245,15 @@ Deno.test("sync rolls back what the validation refuses: same bytes, mode, owner;
         assert.equal(info.uid, before[i].uid);
         assert.equal(info.gid, before[i].gid);
       }
-      assert.deepEqual((await state()).pendingReloads, [], "nothing owed for rolled-back content");
+      const recorded = await state();
+      assert.deepEqual(recorded.pendingReloads, [], "nothing owed for rolled-back content");
+      // The state keeps the version on disk (1) and says why version 2 is not there.
+      assert.equal(recorded.entries[`${root}/tls.crt`].version, 1);
+      assert.match(
+        recorded.entries[`${root}/tls.crt`].error!,
+        /^rolled back: web refused it: validation/,
+      );
+      assert.match(run.stderr, /the previous content \(version 1\) is back/);
     }
     const kills = (await calls()).filter((c) => c.startsWith("kill"));
     assert.equal(kills.length, killsBefore, "never signalled while refused");
@@ -268,11 +280,14 @@ Deno.test("sync rolls back what the validation refuses: same bytes, mode, owner;
 
 Deno.test("sync warns about a certificate that expires within --warn-expiry", async () => {
   const [, , , soon] = await certs;
-  await withRun(async ({ root, oci, writeMap, sync }) => {
+  await withRun(async ({ root, oci, writeMap, sync, state }) => {
     oci.setSecret(CERT, soon.cert);
     await writeMap([`${CERT},${root}/tls.crt,0644`]);
     const first = await sync();
     assert.equal(first.code, 3, first.stderr);
+    // state.json carries the notAfter that status, metrics and doctor show.
+    const notAfter = new Date(new X509Certificate(soon.cert).validTo).toISOString();
+    assert.equal((await state()).entries[`${root}/tls.crt`].notAfter, notAfter);
     assert.match(
       first.stderr,
       /\[WARN\] \(expiry\) Certificate "CN=soon.example" in .*tls.crt expires on 20/,
