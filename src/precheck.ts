@@ -34,7 +34,10 @@ const MAX_READ = 1024 * 1024;
  *
  * @example
  * ```ts
- * const refused = await refusedWrites(writes, entries, { now: new Date(), allowExpired: false });
+ * import type { Entry } from "./map.ts";
+ * const entry: Entry = { line: 1, secretId: "ocid1.vaultsecret.oc1..a", path: "/run/secrets/tls.crt", mode: 0o644 };
+ * const writes = [{ entry, bytes: new TextEncoder().encode("-----BEGIN CERTIFICATE-----\n") }];
+ * const refused = await refusedWrites(writes, [entry], { now: new Date(), allowExpired: false });
  * for (const [entry, reason] of refused) console.log(`${entry.path}: ${reason}`);
  * ```
  */
