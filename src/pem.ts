@@ -243,16 +243,25 @@ export interface PairingProblem {
 }
 
 /**
- * Checks that one reload target's certificates and keys belong together after this run: each
- * private key matches a certificate of the target, and each certificate that is not a CA
- * certificate matches a key of the target (when the target has both certificates and keys).
- * A CA file beside a key (a client CA, a chain) needs no key of its own.
+ * Checks that one reload target's certificates and keys still belong together after this run,
+ * counting the files it leaves as they are. A file must pair up (a certificate with one of the
+ * target's keys, a key with one of its certificates) when:
+ *
+ * - it is a certificate that is not a CA certificate, and the target has keys; or
+ * - its content before this run paired up with the target's files before this run: what was a
+ *   pair stays a pair (a self-signed server certificate marked CA:TRUE, a rotated key).
+ *
+ * So a CA file beside a pair, or a key for something else (a JWT signing key) beside it, needs
+ * no partner: neither ever had one. A key with a passphrase cannot be compared: while the target
+ * holds one, its certificates need no partner.
  *
  * When a file that stays as it is no longer fits (an old key on disk against a new
  * certificate), every changed certificate or key of the target is refused: they were meant to
  * go together. Refusing a file puts its old content back into the picture, so the check repeats
  * until nothing more is refused.
  *
+ * @param current the target's files after this run: new content where `changed`, else on disk
+ * @param previous the content before this run of the changed files (absent: a new file)
  * @returns the changed files to refuse; empty when the target is consistent
  * @example
  * ```ts
@@ -263,6 +272,11 @@ export function pairingProblems(
   current: readonly TargetFile[],
   previous: ReadonlyMap<string, PemContent | undefined> = new Map(),
 ): PairingProblem[] {
+  const before = current.map((f) => ({
+    path: f.path,
+    pem: f.changed ? previous.get(f.path) : f.pem,
+  }));
+  const pairedBefore = pairedFiles(before);
   const refused = new Map<string, string>();
   for (;;) {
     const files = current.map((file) =>
@@ -273,16 +287,20 @@ export function pairingProblems(
     if (!files.some((f) => f.changed && f.pem && (f.pem.leaf || f.pem.keys.length > 0))) break;
     const leaves = files.filter((f) => f.pem?.leaf);
     const keys = files.flatMap((f) => (f.pem?.keys ?? []).map((key) => ({ file: f, key })));
-    if (leaves.length === 0 || keys.length === 0) break;
     const unmatched: { file: TargetFile; reason: string }[] = [];
     for (const { file, key } of keys) {
+      if (!pairedBefore.has(file.path)) continue;
       if (!leaves.some((l) => l.pem!.leaf!.publicKey === key)) {
         unmatched.push({ file, reason: `the private key in ${file.path} matches no certificate` });
       }
     }
+    // A key with a passphrase cannot be compared: a certificate may be its partner.
+    const unknownKeys = files.some((f) => (f.pem?.encryptedKeys ?? 0) > 0);
     for (const file of leaves) {
       const leaf = file.pem!.leaf!;
-      if (!leaf.ca && !keys.some((k) => k.key === leaf.publicKey)) {
+      const needsKey = !unknownKeys &&
+        (pairedBefore.has(file.path) || (!leaf.ca && keys.length > 0));
+      if (needsKey && !keys.some((k) => k.key === leaf.publicKey)) {
         unmatched.push({
           file,
           reason: `the certificate "${leaf.subject}" in ${file.path} matches no private key`,
@@ -297,6 +315,18 @@ export function pairingProblems(
     for (const file of blame) refused.set(file.path, reason);
   }
   return [...refused].map(([path, reason]) => ({ path, reason }));
+}
+
+/** The paths whose certificate matches a key, or whose key matches a certificate, among `files`. */
+function pairedFiles(files: readonly { path: string; pem?: PemContent }[]): Set<string> {
+  const leaves = files.flatMap((f) => (f.pem?.leaf ? [f.pem.leaf.publicKey] : []));
+  const keys = files.flatMap((f) => f.pem?.keys ?? []);
+  return new Set(
+    files.filter((f) =>
+      (f.pem?.leaf && keys.includes(f.pem.leaf.publicKey)) ||
+      (f.pem?.keys ?? []).some((key) => leaves.includes(key))
+    ).map((f) => f.path),
+  );
 }
 
 /**
