@@ -17,7 +17,8 @@ import { removeStaleTempFiles } from "../write.ts";
 import { createReloader } from "../reload/reloader.ts";
 import { detectRuntime } from "../reload/runtime.ts";
 import { exitCodeOf, messageOf, sync } from "../sync.ts";
-import { openVault, type SecretSource, type VaultAuth } from "../vault/mod.ts";
+import { AUTH_MODES, openVault, type SecretSource, type VaultAuth } from "../vault/mod.ts";
+import { RP_ENV } from "../vault/session.ts";
 import { DEFAULT_MAP, loadMap } from "./check.ts";
 import { openRecipes } from "./recipe.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
@@ -69,7 +70,7 @@ const syncSchema = z
     map: z.string().min(1, "--map must name a file"),
     roots: rootsSchema,
     auth: z.string().transform((s) => s.replaceAll("-", "_")).pipe(
-      z.enum(["instance_principal", "api_key"], "--auth must be instance_principal or api_key"),
+      z.enum(AUTH_MODES, `--auth must be ${AUTH_MODES.join(", ")}`),
     ),
     ociConfig: z.string().min(1).optional(),
     profile: z.string().min(1, "--profile must not be empty"),
@@ -101,9 +102,7 @@ const syncSchema = z
   .transform((o): SyncOptions => ({
     map: o.map,
     roots: o.roots,
-    auth: o.auth === "api_key"
-      ? { mode: "api_key", configFile: o.ociConfig ?? defaultOciConfig(), profile: o.profile }
-      : { mode: "instance_principal", imdsUrl: o.imdsUrl, authEndpoint: o.authEndpoint },
+    auth: authOf(o),
     region: o.region,
     endpoint: o.endpoint,
     runtime: o.runtime,
@@ -118,6 +117,22 @@ const syncSchema = z
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
   }));
+
+function authOf(
+  o: { auth: VaultAuth["mode"]; ociConfig?: string; profile: string; imdsUrl: string } & {
+    authEndpoint?: string;
+  },
+): VaultAuth {
+  switch (o.auth) {
+    case "api_key":
+    case "security_token":
+      return { mode: o.auth, configFile: o.ociConfig ?? defaultOciConfig(), profile: o.profile };
+    case "resource_principal":
+      return { mode: "resource_principal" };
+    default:
+      return { mode: "instance_principal", imdsUrl: o.imdsUrl, authEndpoint: o.authEndpoint };
+  }
+}
 
 function defaultOciConfig(): string {
   return `${Deno.env.get("HOME") ?? ""}/.oci/config`;
@@ -134,8 +149,11 @@ export function syncCommand(): Command {
       collect,
       [],
     )
-    .option("--auth <mode>", "instance_principal or api_key", "instance_principal")
-    .option("--oci-config <file>", "OCI config file for api_key (default: ~/.oci/config)")
+    .option("--auth <mode>", AUTH_MODES.join(", "), "instance_principal")
+    .option(
+      "--oci-config <file>",
+      "OCI config file for api_key and security_token (default: ~/.oci/config)",
+    )
     .option("--profile <name>", "profile in the OCI config file", "DEFAULT")
     .option(
       "--region <id>",
@@ -184,9 +202,7 @@ export async function runSync(options: SyncOptions): Promise<number> {
   if (!entries) return 2;
   const denied = accessProblems({
     write: options.dryRun ? [] : [...options.roots, options.stateDir],
-    read: options.auth.mode === "api_key" && options.auth.configFile
-      ? [options.auth.configFile]
-      : [],
+    read: credentialFiles(options.auth),
     net: [
       options.endpoint,
       ...(options.auth.mode === "instance_principal"
@@ -255,6 +271,19 @@ export async function runSync(options: SyncOptions): Promise<number> {
   } finally {
     lock.release();
   }
+}
+
+/** Files the auth mode reads that are known before it starts (the rest are checked as read). */
+function credentialFiles(auth: VaultAuth): string[] {
+  if ((auth.mode === "api_key" || auth.mode === "security_token") && auth.configFile) {
+    return [auth.configFile];
+  }
+  if (auth.mode === "resource_principal") {
+    // Values that are absolute paths are files (see vault/session.ts).
+    return Object.values(RP_ENV).filter((name) => name !== RP_ENV.region && name !== RP_ENV.version)
+      .map((name) => Deno.env.get(name)?.trim() ?? "").filter((value) => value.startsWith("/"));
+  }
+  return [];
 }
 
 /** Where fetches go when there is no vault: each fails, and every file stays as it is. */
