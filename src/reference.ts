@@ -130,7 +130,7 @@ export function parseKeyPath(text: string): string[] | string {
     if (c === "\\") {
       const next = text[i + 1];
       if (next !== "." && next !== "\\") {
-        return `key path ${show(text)}: "\\" must be followed by "." or "\\"`;
+        return `key path ${show(text)}: a backslash must be followed by "." or a backslash`;
       }
       current += next;
       i++;

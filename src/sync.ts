@@ -10,7 +10,9 @@ import type { Logger } from "./log.ts";
 import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
-import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
+import { selectKey } from "./extract.ts";
+import { fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
+import { parseStage, type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import {
   applyAttributes,
   atomicWrite,
@@ -49,6 +51,11 @@ export interface SyncSettings {
   concurrency: number;
   /** Paths whose reload failed in an earlier run: their targets are reloaded again. */
   pendingReloads?: readonly string[];
+  /**
+   * The run's `--stage`, which lines without their own `?stage=`/`?version=` fetch; lets
+   * `REF` and `REF?stage=CURRENT` share one fetch. @default unknown: they are fetched apart
+   */
+  stage?: string;
 }
 
 /** What a run did, for the exit code and for callers that want more than log lines. */
@@ -97,15 +104,32 @@ export async function sync(
     failures: 0,
   };
 
-  const secretIds = [...new Set(entries.map((e) => e.secretId))];
+  // One fetch per distinct (secret, version), however many lines take keys from it.
+  const defaultVersion = settings.stage ? parseStage(settings.stage) : undefined;
+  const keyOf = (entry: Entry) => fetchKey(referenceOf(entry), defaultVersion);
+  const queries = new Map<string, { query: SecretQuery; entries: Entry[] }>();
+  for (const entry of entries) {
+    const key = keyOf(entry);
+    const group = queries.get(key);
+    if (group) group.entries.push(entry);
+    else queries.set(key, { query: referenceOf(entry), entries: [entry] });
+  }
   const fetched = new Map<string, Fetched>();
-  await mapConcurrent(secretIds, settings.concurrency, async (secretId) => {
+  await mapConcurrent([...queries.keys()], settings.concurrency, async (key) => {
+    const { query, entries: group } = queries.get(key)!;
+    // The label as the map would write it, without the run's default stage.
+    const secretId = fetchKey({ secret: query.secret, version: query.version });
     try {
-      fetched.set(secretId, { bundle: await deps.source.fetch(secretId) });
+      // A bare OCID goes as a string, the form every SecretSource has always taken.
+      const request = "ocid" in query.secret && !query.version ? query.secret.ocid : {
+        secret: query.secret,
+        version: query.version,
+      };
+      fetched.set(key, { bundle: await deps.source.fetch(request) });
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);
-      fetched.set(secretId, { error: reason });
-      const paths = entries.filter((e) => e.secretId === secretId).map((e) => e.path);
+      fetched.set(key, { error: reason });
+      const paths = group.map((e) => e.path);
       log.log(
         "error",
         "fetch",
@@ -123,14 +147,15 @@ export async function sync(
   // Decide first, act second: every file's change is known before the first write.
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
   for (const entry of entries) {
-    const result = fetched.get(entry.secretId);
+    const result = fetched.get(keyOf(entry));
     if (!result || "error" in result) {
       report.failures++;
       continue;
     }
     try {
-      const change = await changeOf(entry, result.bundle, settings);
-      if (change !== "none") planned.push({ entry, bundle: result.bundle, change });
+      const bundle = contentOf(entry, result.bundle);
+      const change = await changeOf(entry, bundle, settings);
+      if (change !== "none") planned.push({ entry, bundle, change });
     } catch (error) {
       report.failures++;
       logWriteFailure(log, entry, error);
@@ -204,6 +229,12 @@ export async function sync(
     }
   }
   return report;
+}
+
+/** What the entry writes: the whole secret, or one key of it (throws when it has none). */
+function contentOf(entry: Entry, bundle: SecretBundle): SecretBundle {
+  const key = entry.ref?.key;
+  return key ? { bytes: selectKey(bundle.bytes, key), version: bundle.version } : bundle;
 }
 
 /** How the file differs from the secret; checks the directories on the way, never follows links. */

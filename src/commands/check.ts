@@ -10,6 +10,7 @@ import { type Entry, formatProblems, parseMap } from "../map.ts";
 import { accessProblems } from "../permissions.ts";
 import { targetLabel } from "../plan.ts";
 import { recipeProblems, type RecipeRegistry } from "../recipes.ts";
+import { fetchKey, referenceOf } from "../reference.ts";
 import { directoryProblems } from "../roots.ts";
 import { openRecipes } from "./recipe.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
@@ -108,7 +109,8 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   if (!recipes) return 2;
   const entries = await loadMap(options, log, recipes);
   if (!entries) return 2;
-  const secrets = new Set(entries.map((e) => e.secretId)).size;
+  // What a sync fetches: one per distinct secret and version, whatever keys lines take.
+  const secrets = new Set(entries.map((e) => fetchKey(referenceOf(e)))).size;
   const targets = new Set(entries.flatMap((e) => (e.target ? [targetLabel(e.target)] : []))).size;
   log.log(
     "info",
