@@ -70,7 +70,10 @@ const syncSchema = z
     map: z.string().min(1, "--map must name a file"),
     roots: rootsSchema,
     auth: z.string().transform((s) => s.replaceAll("-", "_")).pipe(
-      z.enum(AUTH_MODES, `--auth must be ${AUTH_MODES.join(", ")}`),
+      z.enum(
+        AUTH_MODES,
+        `--auth must be ${AUTH_MODES.slice(0, -1).join(", ")} or ${AUTH_MODES.at(-1)}`,
+      ),
     ),
     ociConfig: z.string().min(1).optional(),
     profile: z.string().min(1, "--profile must not be empty"),
