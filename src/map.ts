@@ -16,7 +16,7 @@
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
 import { dirname, isInside, isNormalizedAbsolute } from "./paths.ts";
-import { parseReference, type SecretReference } from "./reference.ts";
+import { formatReference, parseReference, type SecretReference } from "./reference.ts";
 import { normalizeSignal } from "./signals.ts";
 
 /** What to reload when a secret's file changed. */
@@ -32,7 +32,7 @@ export type Reload = { kind: "signal"; signal: string } | { kind: "recipe"; name
 export interface Entry {
   /** 1-based line number in the map file, for messages. */
   line: number;
-  /** The first column as written: a secret OCID, or a reference (see reference.ts). */
+  /** The first column: a secret OCID, or a reference in its canonical form (reference.ts). */
   secretId: string;
   /**
    * The parsed reference, when the first column is more than a bare OCID (a name, a version
@@ -149,7 +149,7 @@ function rowSchema(options: ParseMapOptions) {
       const [secretId, path, mode, target, reload, owner] = fields;
       const ref = checkReference(secretId, ctx);
       const entry: Omit<Entry, "line"> = {
-        secretId,
+        secretId: ref ? formatReference(ref) : secretId,
         path: checkPath(path, options.roots, ctx),
         mode: checkMode(mode, ctx),
       };

@@ -172,6 +172,20 @@ export function fetchKey(ref: SecretQuery, defaultVersion?: Selector): string {
 }
 
 /**
+ * A reference in its canonical form: what `parseReference` reads back to the same value, with
+ * the stage in capitals and the key path escaped one way.
+ *
+ * @example
+ * ```ts
+ * const parsed = parseReference("ocid1.vaultsecret.oc1.iad.aaaa?stage=pending#a\\.b");
+ * if (parsed.ok) formatReference(parsed.ref); // "ocid1.vaultsecret.oc1.iad.aaaa?stage=PENDING#a\\.b"
+ * ```
+ */
+export function formatReference(ref: SecretReference): string {
+  return fetchKey(ref) + (ref.key ? `#${formatKeyPath(ref.key)}` : "");
+}
+
+/**
  * The reference of a map entry: its parsed `ref`, or, for a line that names a bare OCID (which
  * carries no `ref`), that OCID.
  */

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { fetchKey, formatKeyPath, parseKeyPath, parseReference } from "../src/reference.ts";
+import {
+  fetchKey,
+  formatKeyPath,
+  formatReference,
+  parseKeyPath,
+  parseReference,
+} from "../src/reference.ts";
 import { selectKey } from "../src/extract.ts";
 import { parseMap } from "../src/map.ts";
 
@@ -60,6 +66,26 @@ Deno.test("parseKeyPath() and formatKeyPath() round-trip keys with dots and back
   for (const keys of [["a"], ["a.b"], ["a\\", "b"], ["x", "y.z\\.w", "#?"]]) {
     assert.deepEqual(parseKeyPath(formatKeyPath(keys)), keys);
   }
+});
+
+Deno.test("formatReference() is canonical and reads back to the same reference", () => {
+  for (
+    const text of [
+      ID,
+      `${ID}?stage=Pending`,
+      `name:n@${VAULT}?version=7#a\\.b.c\\\\d`,
+      `${ID}#q?x#y`,
+    ]
+  ) {
+    const parsed = parseReference(text);
+    assert.ok(parsed.ok, text);
+    if (!parsed.ok) continue;
+    const canonical = formatReference(parsed.ref);
+    assert.deepEqual(parseReference(canonical), parsed, text);
+  }
+  const pending = parseReference(`${ID}?stage=pending`);
+  assert.ok(pending.ok);
+  if (pending.ok) assert.equal(formatReference(pending.ref), `${ID}?stage=PENDING`);
 });
 
 Deno.test("fetchKey() is one per secret and version, whatever the key", () => {
@@ -142,7 +168,8 @@ Deno.test("parseMap() reports fuzzed bad references on their own line, never thr
     if (map.ok) {
       assert.ok(parsed.ok, context);
       const entry = map.entries[line - 1];
-      assert.equal(entry.secretId, ref, context);
+      assert.ok(parsed.ok, context);
+      if (parsed.ok) assert.equal(entry.secretId, formatReference(parsed.ref), context);
     } else {
       assert.equal(parsed.ok, false, context);
       assert.deepEqual(map.problems.map((p) => p.line), [line], context);
