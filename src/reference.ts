@@ -193,6 +193,30 @@ export function referenceOf(entry: { secretId: string; ref?: SecretReference }):
   return entry.ref ?? { secret: { ocid: entry.secretId } };
 }
 
+/**
+ * A test for "is this entry one of these secrets", for runs limited to some secrets: a name
+ * selects an entry when it is the entry's reference (in any spelling that parses to the same
+ * reference) or the OCID the entry's reference names.
+ *
+ * @example
+ * ```ts
+ * const selects = entrySelector(["ocid1.vaultsecret.oc1.iad.aaaa"]);
+ * selects({ secretId: "ocid1.vaultsecret.oc1.iad.aaaa#password" }); // true
+ * ```
+ */
+export function entrySelector(
+  names: readonly string[],
+): (entry: { secretId: string; ref?: SecretReference }) => boolean {
+  const wanted = new Set(names.map((name) => {
+    const parsed = parseReference(name);
+    return parsed.ok ? formatReference(parsed.ref) : name;
+  }));
+  return (entry) => {
+    const { secret } = referenceOf(entry);
+    return wanted.has(entry.secretId) || ("ocid" in secret && wanted.has(secret.ocid));
+  };
+}
+
 /** A part of a reference, quoted and capped, for messages. */
 function show(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);

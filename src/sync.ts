@@ -11,7 +11,7 @@ import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
 import { selectKey } from "./extract.ts";
-import { fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
+import { entrySelector, fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
 import { parseStage, type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import {
   applyAttributes,
@@ -56,6 +56,29 @@ export interface SyncSettings {
    * `REF` and `REF?stage=CURRENT` share one fetch. @default unknown: they are fetched apart
    */
   stage?: string;
+  /**
+   * Only the entries of these secrets are fetched and brought in line; reloads owed by any
+   * entry still run. An entry is selected by its reference (`Entry.secretId`, in any spelling)
+   * or by the OCID it names (see `entrySelector`). @default every entry
+   */
+  secrets?: readonly string[];
+}
+
+/** What one entry of a run came to. */
+export interface EntryResult {
+  entry: Entry;
+  /**
+   * What happened to the file. `unchanged`: in line already; `changed`: new content written
+   * (or would be); `adjusted`: mode or owner set; `failed`: left as it was, see `error`.
+   */
+  status: "unchanged" | "changed" | "adjusted" | "failed";
+  /** The secret version fetched, when the fetch succeeded. */
+  version?: number;
+  /**
+   * Why the entry failed: its fetch or write (`failed`), or its target's reload (the file was
+   * written, the reload is owed). Never a secret.
+   */
+  error?: string;
 }
 
 /** What a run did, for the exit code and for callers that want more than log lines. */
@@ -70,6 +93,8 @@ export interface SyncReport {
   pendingReloads: string[];
   /** How many entries and reloads failed. */
   failures: number;
+  /** One result per entry this run looked at (all of them, or those of `secrets`). */
+  results: EntryResult[];
 }
 
 type Fetched = { bundle: SecretBundle } | { error: string };
@@ -102,13 +127,20 @@ export async function sync(
     reloaded: [],
     pendingReloads: [],
     failures: 0,
+    results: [],
+  };
+  const selected = settings.secrets ? entries.filter(entrySelector(settings.secrets)) : entries;
+  const results = new Map<Entry, EntryResult>();
+  const fail = (entry: Entry, error: string) => {
+    const result = results.get(entry);
+    if (result) Object.assign(result, { status: "failed", error });
   };
 
   // One fetch per distinct (secret, version), however many lines take keys from it.
   const defaultVersion = settings.stage ? parseStage(settings.stage) : undefined;
   const keyOf = (entry: Entry) => fetchKey(referenceOf(entry), defaultVersion);
   const queries = new Map<string, { query: SecretQuery; entries: Entry[] }>();
-  for (const entry of entries) {
+  for (const entry of selected) {
     const key = keyOf(entry);
     const group = queries.get(key);
     if (group) group.entries.push(entry);
@@ -120,12 +152,12 @@ export async function sync(
     // The label as the map would write it, without the run's default stage.
     const secretId = fetchKey({ secret: query.secret, version: query.version });
     try {
-      // A bare OCID goes as a string, the form every SecretSource has always taken.
-      const request = "ocid" in query.secret && !query.version ? query.secret.ocid : {
-        secret: query.secret,
-        version: query.version,
-      };
-      fetched.set(key, { bundle: await deps.source.fetch(request) });
+      // A bare OCID is asked for as itself; anything more carries its query.
+      const plain = "ocid" in query.secret && !query.version;
+      const bundle = plain
+        ? await deps.source.fetch(secretId)
+        : await deps.source.fetch(secretId, { secret: query.secret, version: query.version });
+      fetched.set(key, { bundle });
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);
       fetched.set(key, { error: reason });
@@ -146,18 +178,21 @@ export async function sync(
 
   // Decide first, act second: every file's change is known before the first write.
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
-  for (const entry of entries) {
+  for (const entry of selected) {
     const result = fetched.get(keyOf(entry));
     if (!result || "error" in result) {
       report.failures++;
+      results.set(entry, { entry, status: "failed", error: result?.error ?? "not fetched" });
       continue;
     }
+    results.set(entry, { entry, status: "unchanged", version: result.bundle.version });
     try {
       const bundle = contentOf(entry, result.bundle);
       const change = await changeOf(entry, bundle, settings);
       if (change !== "none") planned.push({ entry, bundle, change });
     } catch (error) {
       report.failures++;
+      fail(entry, messageOf(error));
       logWriteFailure(log, entry, error);
     }
   }
@@ -183,8 +218,10 @@ export async function sync(
     try {
       await applyChange(entry, bundle, change, deps, settings);
       (change === "content" ? report.changed : report.adjusted).push(entry);
+      results.get(entry)!.status = change === "content" ? "changed" : "adjusted";
     } catch (error) {
       report.failures++;
+      fail(entry, messageOf(error));
       logWriteFailure(log, entry, error);
     }
   }
@@ -216,6 +253,13 @@ export async function sync(
     } catch (error) {
       report.failures++;
       report.pendingReloads.push(...action.paths);
+      for (const entry of entries) {
+        const result = results.get(entry);
+        // The file is written; its reload is what failed (and is owed).
+        if (result && action.paths.includes(entry.path)) {
+          result.error = `reload of ${targetLabel(action.target)} failed: ${messageOf(error)}`;
+        }
+      }
       log.log(
         "error",
         "reload",
@@ -228,6 +272,7 @@ export async function sync(
       );
     }
   }
+  report.results = selected.map((entry) => results.get(entry)!);
   return report;
 }
 

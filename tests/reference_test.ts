@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  entrySelector,
   fetchKey,
   formatKeyPath,
   formatReference,
@@ -176,4 +177,21 @@ Deno.test("parseMap() reports fuzzed bad references on their own line, never thr
       if (!parsed.ok) assert.equal(map.problems[0].message, parsed.message, context);
     }
   }
+});
+
+Deno.test("entrySelector() selects by reference in any spelling, or by the OCID it names", () => {
+  const entry = (text: string) => {
+    const parsed = parseReference(text);
+    if (!parsed.ok) throw new Error(parsed.message);
+    return { secretId: formatReference(parsed.ref), ref: parsed.ref };
+  };
+  const byOcid = entrySelector([ID]);
+  assert.ok(byOcid({ secretId: ID }));
+  assert.ok(byOcid(entry(`${ID}#password`)));
+  assert.ok(byOcid(entry(`${ID}?version=2`)));
+  assert.ok(!byOcid(entry(`name:n@${VAULT}`)));
+  const byRef = entrySelector([`${ID}?stage=pending#a`]);
+  assert.ok(byRef(entry(`${ID}?stage=PENDING#a`)));
+  assert.ok(!byRef(entry(`${ID}#a`)));
+  assert.ok(entrySelector([`name:n@${VAULT}`])(entry(`name:n@${VAULT}`)));
 });

@@ -9,7 +9,7 @@ import { Aborted, raceAbort, timeoutSignal } from "./abort.ts";
 import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import type { Sdk } from "./sdk.ts";
-import { readResourcePrincipal, readSecurityToken, sessionProvider } from "./session.ts";
+import { readResourcePrincipal, readSecurityToken, RP_ENV, sessionProvider } from "./session.ts";
 import type { VaultAuth } from "./types.ts";
 
 /** The default IMDS v2 base URL. */
@@ -26,6 +26,26 @@ export interface Authenticated {
   dispose(): void;
   /** Advice added to an HTTP 401 (session tokens: how to get a fresh one). */
   on401?: string;
+}
+
+/**
+ * The files an auth mode will read that are known before it starts, for a permission check
+ * ahead of the run (the key and token files a config names are checked when read).
+ */
+export function credentialFiles(
+  auth: VaultAuth,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string[] {
+  if ((auth.mode === "api_key" || auth.mode === "security_token") && auth.configFile) {
+    return [auth.configFile];
+  }
+  if (auth.mode === "resource_principal") {
+    // Values that are absolute paths are files (see session.ts).
+    return [RP_ENV.rpst, RP_ENV.privatePem, RP_ENV.passphrase]
+      .map((name) => (auth.env ?? env)(name)?.trim() ?? "")
+      .filter((value) => value.startsWith("/"));
+  }
+  return [];
 }
 
 /** The SDK and limits for the authentication phase. */

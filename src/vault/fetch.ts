@@ -46,26 +46,13 @@ interface Failure {
   final?: boolean;
 }
 
-/**
- * How a query is named in messages: the OCID, or `name:NAME@VAULT`, with its own stage or
- * version when it has one (the map's reference syntax).
- */
-export function queryLabel(query: SecretQuery): string {
-  const { secret, version } = query;
-  const base = "ocid" in secret ? secret.ocid : `name:${secret.name}@${secret.vaultId}`;
-  if (!version) return base;
-  return "versionNumber" in version
-    ? `${base}?version=${version.versionNumber}`
-    : `${base}?stage=${version.stage}`;
-}
-
 /** Fetches and decodes one secret. Rejects with `VaultError`. */
 export async function fetchBundle(
   ctx: FetchContext,
-  secret: string | SecretQuery,
+  secretId: string,
+  secretQuery?: SecretQuery,
 ): Promise<SecretBundle> {
-  const query: SecretQuery = typeof secret === "string" ? { secret: { ocid: secret } } : secret;
-  const secretId = typeof secret === "string" ? secret : queryLabel(query);
+  const query: SecretQuery = secretQuery ?? { secret: { ocid: secretId } };
   const fail = (f: Failure, tries: number): VaultError => {
     const after = tries > 1 ? ` (${tries} attempts)` : "";
     return new VaultError(`Cannot fetch secret "${secretId}": ${f.reason}${after}`, {

@@ -131,7 +131,7 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
       on401: auth.on401,
     };
     return {
-      fetch: (secret) => fetchBundle(ctx, secret),
+      fetch: (secretId, query) => fetchBundle(ctx, secretId, query),
       close() {
         if (closer.signal.aborted) return;
         closer.abort();

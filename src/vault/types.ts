@@ -28,11 +28,12 @@ export interface SecretQuery {
 /** Where secrets come from. `fetch` may be called concurrently. */
 export interface SecretSource {
   /**
-   * Fetches one secret: a secret OCID (the configured stage), or a query naming the secret by
-   * OCID or by name and optionally its own stage or version.
+   * Fetches one secret: the configured stage of the secret OCID `secretId`; or, with `query`,
+   * the secret the query names (by OCID or by name) at its own stage or version, with
+   * `secretId` naming it in messages (e.g. the map reference `name:db@ocid1.vault…`).
    * Rejects with a `VaultError` naming the secret and the reason, never the content.
    */
-  fetch(secret: string | SecretQuery): Promise<SecretBundle>;
+  fetch(secretId: string, query?: SecretQuery): Promise<SecretBundle>;
   /** Abandons in-flight requests and releases the SDK's timers. Idempotent. */
   close(): void;
 }
