@@ -297,3 +297,25 @@ Deno.test("sync warns about a certificate that expires within --warn-expiry", as
     assert.doesNotMatch(quiet.stderr, /expiry/);
   });
 });
+
+Deno.test("sync checks the certificate and key taken from one JSON secret (#key references)", async () => {
+  const [a, b] = await certs;
+  const BUNDLE = "ocid1.vaultsecret.oc1.iad.amaaaaaarotationbundle";
+  await withRun(async ({ root, oci, writeMap, sync }) => {
+    oci.setSecret(BUNDLE, JSON.stringify({ tls: { "crt": a.cert, "key": a.key } }));
+    await writeMap([
+      `${BUNDLE}#tls.crt,${root}/tls.crt,0644,web,HUP`,
+      `${BUNDLE}#tls.key,${root}/tls.key,0600,web,HUP`,
+    ]);
+    const first = await sync();
+    assert.equal(first.code, 3, first.stderr);
+    assert.equal(await Deno.readTextFile(`${root}/tls.crt`), a.cert);
+
+    // A version with a new certificate beside the old key: the certificate line is refused.
+    oci.setSecret(BUNDLE, JSON.stringify({ tls: { "crt": b.cert, "key": a.key } }));
+    const mixed = await sync();
+    assert.equal(mixed.code, 1, mixed.stderr);
+    assert.match(mixed.stderr, new RegExp(`Refusing ${root}/tls.crt from ${BUNDLE}#tls.crt`));
+    assert.equal(await Deno.readTextFile(`${root}/tls.crt`), a.cert);
+  });
+});
