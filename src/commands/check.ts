@@ -24,6 +24,8 @@ export interface CheckOptions {
   json: boolean;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** `--allow-stop-signals`: the map may reload with KILL, STOP, TERM, INT or QUIT. */
+  allowStopSignals: boolean;
 }
 
 const checkSchema = z.object({
@@ -31,6 +33,7 @@ const checkSchema = z.object({
   roots: rootsSchema,
   json: z.boolean(),
   recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+  allowStopSignals: z.boolean(),
 });
 
 /** Declares `check` and its flags. */
@@ -48,6 +51,11 @@ export function checkCommand(): Command {
     .option(
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
+    .option(
+      "--allow-stop-signals",
+      "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
+      false,
     );
 }
 
@@ -65,7 +73,7 @@ export function parseCheckArgs(args: string[]): CheckOptions {
  * @returns the entries, or `undefined` after logging why the run cannot go on (exit 2)
  */
 export async function loadMap(
-  options: { map: string; roots: string[] },
+  options: { map: string; roots: string[]; allowStopSignals?: boolean },
   log: Logger,
   recipes?: RecipeRegistry,
 ): Promise<Entry[] | undefined> {
@@ -91,7 +99,7 @@ export async function loadMap(
   const problems = [
     ...(parsed.ok ? [] : formatProblems(options.map, parsed.problems)),
     ...(parsed.ok && recipes
-      ? formatProblems(options.map, recipeProblems(parsed.entries, recipes))
+      ? formatProblems(options.map, recipeProblems(parsed.entries, recipes, options))
       : []),
     ...(await directoryProblems(options.roots, "Root")),
   ];

@@ -46,6 +46,8 @@ export interface SyncOptions {
   lockTimeoutMs: number;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** `--allow-stop-signals`: a reload may send KILL, STOP, TERM, INT or QUIT. */
+  allowStopSignals: boolean;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
@@ -97,6 +99,7 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -117,6 +120,7 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    allowStopSignals: o.allowStopSignals,
   }));
 
 function defaultOciConfig(): string {
@@ -162,6 +166,11 @@ export function syncCommand(): Command {
     .option(
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
+    .option(
+      "--allow-stop-signals",
+      "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
+      false,
     )
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
@@ -303,6 +312,7 @@ async function syncOnce(
       recipes,
       entries,
       log,
+      allowStopSignals: options.allowStopSignals,
     });
     const report = await sync(entries, { source, reloader, log, oweReloads }, {
       ...options,

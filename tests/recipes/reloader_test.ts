@@ -157,6 +157,22 @@ Deno.test("a none recipe sends nothing, needs no runtime, and warns naming the t
   );
 });
 
+Deno.test("issue 8 #10: a stop signal is refused at reload time unless allowStopSignals", async () => {
+  const web: Target = { kind: "container", name: "web" };
+  for (const signal of ["KILL", "STOP", "TERM", "INT", "QUIT"]) {
+    const rt = fakeRuntime();
+    const error = await reloadError(() =>
+      createReloader({ runtime: rt.factory }).reload(action(web, { kind: "signal", signal }))
+    );
+    assert.match(error.message, new RegExp(`^Refusing to reload web: ${signal} stops a process`));
+    assert.deepEqual(rt.calls, []);
+  }
+  const rt = fakeRuntime();
+  await createReloader({ runtime: rt.factory, allowStopSignals: true })
+    .reload(action(web, { kind: "signal", signal: "TERM" }));
+  assert.deepEqual(rt.calls, ["signal web TERM"]);
+});
+
 Deno.test("a signal a recipe forbids is refused at reload time too", async () => {
   const ldap: Target = { kind: "container", name: "ldap" };
   const entries: Entry[] = [
@@ -184,7 +200,7 @@ Deno.test("a signal a recipe forbids is refused at reload time too", async () =>
   );
   assert.equal(
     error.message,
-    "Refusing to send HUP to ldap: map line 3 reloads it with recipe openldap, which never sends HUP",
+    'Refusing to reload ldap: HUP must not be sent to ldap: line 3 reloads it with recipe "openldap", which never sends HUP (see `secretsync recipe show openldap`)',
   );
   assert.deepEqual(rt.calls, []);
   await reloader.reload(action(ldap, { kind: "signal", signal: "USR1" }));
