@@ -65,12 +65,13 @@ const CONFIG_DIR_MODE = 0o755;
  * nothing to do. Each example line is valid once uncommented.
  */
 export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to which file.
-# One secret per line:  ocid,path,mode,container,signal[,owner]
+# One secret per line:  ocid,path,mode,target,reload[,owner]
 #   ocid       the secret's OCID (ocid1.vaultsecret....)
 #   path       where to write it, inside /run/secrets
 #   mode       file mode, 0600 when empty; never group- or world-writable
-#   container  optional: docker/podman container to reload when the file changes
-#   signal     optional: the signal to send it (HUP, USR1, ...) or a recipe name
+#   target     optional: what to reload when the file changes: a docker/podman container
+#              name, unit:NAME.service or pidfile:/path (the original tool's "container")
+#   reload     optional: a signal (HUP, USR1, ...) or a recipe name (the original's "signal")
 #   owner      optional: numeric uid:gid of the file
 #
 # Examples: remove the leading "# " to use one.
