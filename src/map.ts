@@ -154,7 +154,7 @@ function rowSchema(options: ParseMapOptions) {
         path: checkPath(path, options.roots, ctx),
         mode: checkMode(mode, ctx),
       };
-      const parsedTarget = checkTarget(target ?? "", ctx);
+      const parsedTarget = checkTarget(target ?? "", options.roots, ctx);
       const parsedReload = checkReload(reload ?? "", recipes, ctx);
       if (parsedReload && !parsedTarget) {
         fail(ctx, `"${clip(reload ?? "")}" is given but no container to reload`);
@@ -208,7 +208,7 @@ function checkMode(value: string, ctx: Ctx): number {
   return mode;
 }
 
-function checkTarget(value: string, ctx: Ctx): Target | undefined {
+function checkTarget(value: string, roots: string[], ctx: Ctx): Target | undefined {
   if (value === "") return undefined;
   if (value.startsWith("unit:")) {
     const name = value.slice(5);
@@ -219,6 +219,15 @@ function checkTarget(value: string, ctx: Ctx): Target | undefined {
     const path = value.slice(8);
     if (!isNormalizedAbsolute(path)) {
       return fail(ctx, `pidfile "${clip(path)}" must be an absolute, normalized path`);
+    }
+    // A file in a root holds a secret: read as a PID, it would be quoted or signalled.
+    const root = roots.find((r) => path === r || isInside(path, r));
+    if (root) {
+      return fail(
+        ctx,
+        `pidfile "${clip(path)}" is inside "${clip(root)}", where secrets are written; ` +
+          `a pidfile must be outside every root`,
+      );
     }
     return { kind: "pidfile", path };
   }

@@ -145,6 +145,19 @@ Deno.test("issue 8 #12: map errors quote paths escaped, so no line or escape is 
   assert.ok(found.some((p) => p.includes("\\u001b[2K\\u2028")), found.join("\n"));
 });
 
+Deno.test("issue 8 #1: a pidfile: target inside a root is refused, naming the line", () => {
+  const found = problems(
+    `${ID},/run/secrets/a,0600,,\n${ID2},/run/secrets/b,0600,pidfile:/run/secrets/a,HUP\n` +
+      `${ID2},/run/secrets/c,0600,pidfile:/run/secrets,HUP`,
+  );
+  assert.deepEqual(found.map((p) => p.split(":")[0]), ["2", "3"]);
+  assert.match(
+    found[0],
+    /pidfile "\/run\/secrets\/a" is inside "\/run\/secrets", where secrets are written/,
+  );
+  assert.deepEqual(entries(`${ID},/run/secrets/a,0600,pidfile:/run/nginx.pid,HUP`).length, 1);
+});
+
 Deno.test("parseMap() names every bad line, not only the first", () => {
   const text = [
     `${ID},/run/secrets/a,0600`,

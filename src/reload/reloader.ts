@@ -208,7 +208,9 @@ export function createReloader(options: ReloaderOptions): Reloader {
         });
       }
       case "signal-pidfile":
-        await signalPidfile((target as { path: string }).path, step.signal);
+        await signalPidfile((target as { path: string }).path, step.signal, {
+          secretFiles: entries.map((e) => e.path),
+        });
         return;
       case "warn":
         options.log?.log("warn", "reload", step.message, {
