@@ -30,6 +30,7 @@ import { targetLabel } from "./plan.ts";
 import { normalizeSignal, RELOAD_SIGNALS, STOP_SIGNALS } from "./signals.ts";
 import { ownershipProblem } from "./ownership.ts";
 import { errorMessage } from "./text.ts";
+import { readTrustedText } from "./trusted_file.ts";
 import nginx from "../recipes/nginx.ts";
 import haproxy from "../recipes/haproxy.ts";
 import postfix from "../recipes/postfix.ts";
@@ -413,21 +414,9 @@ async function _recipeFiles(dir: string, required: boolean): Promise<string[]> {
 }
 
 async function _readRecipeFile(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    const info = await Deno.stat(path);
-    if (!info.isFile) throw new RecipeError(`Cannot use recipe file ${path}: not a regular file`);
-    _checkOwnership(`recipe file ${path}`, info);
-    if (info.size > MAX_RECIPE_FILE_BYTES) {
-      throw new RecipeError(
-        `Cannot use recipe file ${path}: ${info.size} bytes, more than ${MAX_RECIPE_FILE_BYTES}`,
-      );
-    }
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof RecipeError) throw error;
-    throw new RecipeError(`Cannot read recipe file ${path}: ${errorMessage(error)}`);
-  }
+  const read = await readTrustedText(path, MAX_RECIPE_FILE_BYTES);
+  if (!read.ok) throw new RecipeError(`Cannot use recipe file ${path}: ${read.reason}`);
+  const text = read.text;
   try {
     return JSON.parse(text);
   } catch (error) {
