@@ -14,6 +14,7 @@
  * @module
  */
 import { ENV_ALLOWLIST } from "./reload/runtime.ts";
+import { errorMessage } from "./text.ts";
 
 /** The permission set: each list is exactly what one `--allow-*`/`--ignore-*` flag receives. */
 export interface PermissionSet {
@@ -202,7 +203,7 @@ export function accessProblems(needs: AccessNeeds): string[] {
  * ```
  */
 export function explainNotCapable(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   if (!(error instanceof Deno.errors.NotCapable)) return message;
   const match = /Requires (\w+) access(?: to "([^"]*)")?/.exec(message);
   const kind = match?.[1] ?? "";

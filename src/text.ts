@@ -23,11 +23,11 @@ export const REDACTED = "[redacted]";
 
 /**
  * Terminal escape sequences: CSI (`ESC [ … final`, also the one-byte C1 form), OSC (`ESC ] …`
- * up to BEL or ST, or the end), and two-character `ESC x` sequences.
+ * up to BEL or ST, or the end), and the other `ESC [intermediates] final` sequences.
  */
 const ESCAPE_SEQUENCE =
   // deno-lint-ignore no-control-regex
-  /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -~]?/g;
+  /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]?/g;
 /**
  * Control characters other than tab and line feed: C0, DEL, C1, and the Unicode characters
  * that reorder or break what a terminal shows (bidi overrides and isolates, line and paragraph
@@ -35,6 +35,9 @@ const ESCAPE_SEQUENCE =
  */
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+/** {@linkcode CONTROL}, line feed and tab included. */
+// deno-lint-ignore no-control-regex
+const ANY_CONTROL = /[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
 /** A PEM private key block, also one cut short by the end of the text. */
 const PRIVATE_KEY_BLOCK =
   /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|$)/g;
@@ -122,18 +125,20 @@ export function sanitize(text: string, secrets: readonly string[] = []): string 
 }
 
 /**
- * Outside-sourced text as one log-line fragment: sanitised, whitespace runs (line ends
- * included) folded into one space, and cut at `maxChars` with `…`.
+ * Outside-sourced text as one log-line fragment: sanitised, its non-empty lines trimmed and
+ * joined with ` | `, other whitespace runs folded into one space, and cut at `maxChars` with
+ * `…`. The one "one line, capped" helper.
  *
  * @example
  * ```ts
  * import { oneLine } from "./text.ts";
- * oneLine("line one\n\x1b[2Kline two", 300); // "line one line two"
+ * oneLine("line one\n\x1b[2Kline two\n", 300); // "line one | line two"
  * oneLine("x".repeat(10), 4); // "xxxx…"
  * ```
  */
 export function oneLine(text: string, maxChars = 300, secrets: readonly string[] = []): string {
-  return capped(sanitize(text, secrets).replace(/\s+/g, " ").trim(), maxChars);
+  const lines = sanitize(text, secrets).split("\n").map((line) => line.replace(/\s+/g, " ").trim());
+  return capped(lines.filter((line) => line !== "").join(" | "), maxChars);
 }
 
 /**
@@ -166,8 +171,19 @@ export function capped(text: string, maxChars: number): string {
  * ```
  */
 export function quoted(value: string, maxChars = 80): string {
-  return JSON.stringify(capped(value, maxChars)).slice(1, -1).replace(
-    CONTROL,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return escapeControl(JSON.stringify(capped(value, maxChars)).slice(1, -1));
+}
+
+/**
+ * `text` with every control character (line ends included) written as a `\uXXXX` escape, so
+ * it stays on one line and cannot drive a terminal; the last guard of every log line.
+ *
+ * @example
+ * ```ts
+ * import { escapeControl } from "./text.ts";
+ * escapeControl("a\nb"); // "a\\u000ab"
+ * ```
+ */
+export function escapeControl(text: string): string {
+  return text.replace(ANY_CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

@@ -22,6 +22,7 @@ import {
   reloadText,
 } from "../recipes.ts";
 import { reloadSteps, stepText } from "../reload/reloader.ts";
+import { errorMessage } from "../text.ts";
 import { UsageError } from "./usage.ts";
 
 /** Parsed options of `secretsync recipe`. */
@@ -158,7 +159,7 @@ export function targetSteps(found: RegisteredRecipe): Record<string, string[]> {
       );
     } catch (error) {
       result[label] = [
-        `cannot be used: ${error instanceof Error ? error.message : String(error)} ` +
+        `cannot be used: ${errorMessage(error)} ` +
         "(`secretsync check` rejects such a map line)",
       ];
     }
