@@ -170,9 +170,10 @@ export interface AccessNeeds {
  *
  * @example
  * ```ts
- * const problems = accessProblems({ read: [options.map], write: options.roots });
- * for (const message of problems) log.log("error", "map", message);
- * if (problems.length > 0) return 2;
+ * import { accessProblems } from "./permissions.ts";
+ * const problems = accessProblems({ read: ["/etc/oci-secretsync/map.csv"], write: ["/run/secrets"] });
+ * for (const message of problems) console.error(message);
+ * if (problems.length > 0) Deno.exit(2);
  * ```
  */
 export function accessProblems(needs: AccessNeeds): string[] {
