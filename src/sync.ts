@@ -14,6 +14,7 @@ import { expiresWithin, readPem } from "./pem.ts";
 import { readCurrent, refusedWrites } from "./precheck.ts";
 import { ValidationError } from "./reload/runtime.ts";
 import { restoreSnapshot, type Snapshot, takeSnapshot } from "./rollback.ts";
+import { errorMessage } from "./text.ts";
 import { selectKey } from "./extract.ts";
 import { entrySelector, fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
 import { parseStage, type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
@@ -541,7 +542,5 @@ function rootOf(path: string, roots: string[]): string {
   return roots.filter((root) => isInside(path, root)).sort((a, b) => b.length - a.length)[0];
 }
 
-/** The message of anything thrown, for log lines. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+/** The message of anything thrown, for log lines (one definition: `errorMessage`). */
+export const messageOf = errorMessage;

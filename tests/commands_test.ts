@@ -27,6 +27,7 @@ Deno.test("parseSyncArgs() gives the documented defaults", () => {
     recipesDir: undefined,
     allowExpired: false,
     warnExpiryMs: 14 * 86_400_000,
+    allowStopSignals: false,
   });
 });
 
@@ -39,6 +40,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     ...["--timeout", "20", "--request-timeout", "2", "--max-size", "1024"],
     ...["--state-dir", "/run/x", "--lock-timeout", "5", "--recipes-dir", "/etc/r"],
     ...["--allow-expired", "--warn-expiry", "36h"],
+    "--allow-stop-signals",
   ]);
   assert.deepEqual(options, {
     map: "/etc/m.csv",
@@ -59,6 +61,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     recipesDir: "/etc/r",
     allowExpired: true,
     warnExpiryMs: 36 * 3_600_000,
+    allowStopSignals: true,
   });
 });
 
@@ -87,5 +90,6 @@ Deno.test("parseSyncArgs() and parseCheckArgs() refuse bad values with one Usage
     map: "/etc/oci-secretsync/map.csv",
     roots: ["/srv/s"],
     json: false,
+    allowStopSignals: false,
   });
 });

@@ -82,6 +82,7 @@ const syncSchema = z
       }
       return ms;
     }),
+    allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -102,6 +103,7 @@ const syncSchema = z
     recipesDir: o.recipesDir,
     allowExpired: o.allowExpired,
     warnExpiryMs: o.warnExpiry,
+    allowStopSignals: o.allowStopSignals,
   }));
 
 function authOf(
@@ -173,6 +175,11 @@ export function syncCommand(): Command {
       false,
     )
     .option("--warn-expiry <duration>", "warn about certificates expiring within this", "14d")
+    .option(
+      "--allow-stop-signals",
+      "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
+      false,
+    )
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
 }
