@@ -7,7 +7,7 @@
 import { explainNotCapable } from "../permissions.ts";
 import type { SecretsClient } from "oci-secrets";
 import type { RetryConfiguration } from "oci-common";
-import { Aborted, raceAbort, sleep, timeoutSignal } from "./abort.ts";
+import { Aborted, deadlineSignal, raceAbort, sleep } from "./abort.ts";
 import { BadContent, decodeBundle, type RawBundle } from "./decode.ts";
 import { describeNetworkError, oneLine } from "./describe.ts";
 import { VaultError } from "./error.ts";
@@ -96,14 +96,20 @@ function stopReason(ctx: FetchContext, last: Failure | undefined): Failure | und
   return undefined;
 }
 
+// One random run id and a counter: unique per attempt like a UUID, without making one each time.
+const RUN_ID = crypto.getRandomValues(new Uint32Array(2)).reduce((s, n) => s + n.toString(36), "");
+let requestCount = 0;
+
+function nextRequestId(): string {
+  return `secretsync-${RUN_ID}-${++requestCount}`;
+}
+
 async function attemptOnce(ctx: FetchContext, secretId: string): Promise<SecretBundle> {
   // Our own opc-request-id: it binds the SDK's request to this attempt's signal (see http.ts)
   // and is what OCI support asks for.
-  const requestId = `secretsync-${crypto.randomUUID()}`;
-  const timer = timeoutSignal(ctx.timeoutMs);
-  const signals = [timer.signal, ctx.closed];
-  if (ctx.deadline) signals.push(ctx.deadline);
-  const signal = AbortSignal.any(signals);
+  const requestId = nextRequestId();
+  const timer = deadlineSignal(ctx.timeoutMs, [ctx.closed, ctx.deadline]);
+  const signal = timer.signal;
   const attempt = ctx.http.begin(requestId, signal);
   try {
     const call = ctx.client.getSecretBundle({
@@ -119,7 +125,7 @@ async function attemptOnce(ctx: FetchContext, secretId: string): Promise<SecretB
     const res = await raceAbort(call, signal);
     return decodeBundle(res.secretBundle as RawBundle, { maxBytes: ctx.maxBytes, secretId });
   } catch (e) {
-    throw classify(e, attempt, ctx, timer.signal, requestId);
+    throw classify(e, attempt, ctx, timer.timedOut(), requestId);
   } finally {
     timer.clear();
     ctx.http.end(requestId);
@@ -130,7 +136,7 @@ function classify(
   e: unknown,
   attempt: Attempt,
   ctx: FetchContext,
-  timeout: AbortSignal,
+  timedOut: boolean,
   requestId: string,
 ): Failure {
   // Abort causes first: after an abort, whatever the SDK threw is a consequence.
@@ -141,7 +147,7 @@ function classify(
     if (ctx.deadline?.aborted) {
       return { reason: "run deadline reached during a request", retryable: true, final: true };
     }
-    if (timeout.aborted) return { reason: `timed out after ${ctx.timeoutMs} ms`, retryable: true };
+    if (timedOut) return { reason: `timed out after ${ctx.timeoutMs} ms`, retryable: true };
   }
   if (e instanceof BadContent) return { reason: e.message, retryable: false };
   if (attempt.tooLarge) {

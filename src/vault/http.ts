@@ -82,12 +82,27 @@ export class AttemptHttpClient implements HttpClient {
       else attempt.transportError = e;
       throw e;
     }
-    return new Response(body.length === 0 ? null : body as Uint8Array<ArrayBuffer>, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: res.headers,
-    });
+    return bufferedResponse(res, body);
   }
+}
+
+/**
+ * The response as the SDK reads it (`status`, `statusText`, `ok`, `headers`, `json()`,
+ * `text()`), over the body already read. Building a new `Response` instead re-validated the
+ * body and every header for each request, only for the SDK to parse it again.
+ */
+function bufferedResponse(res: Response, body: Uint8Array): Response {
+  const text = () => new TextDecoder().decode(body);
+  const buffered = {
+    status: res.status,
+    statusText: res.statusText,
+    ok: res.ok,
+    headers: res.headers,
+    text: () => Promise.resolve(text()),
+    // A parse error stays a SyntaxError (fetch.ts classifies it without quoting it).
+    json: () => Promise.resolve().then(() => JSON.parse(text())),
+  };
+  return buffered as unknown as Response;
 }
 
 class TooLarge extends Error {}

@@ -10,6 +10,7 @@ import { fetchBundle, type FetchContext, type Selector } from "./fetch.ts";
 import { AttemptHttpClient } from "./http.ts";
 import { DEFAULT_BACKOFF } from "./retry.ts";
 import { loadSdk } from "./sdk.ts";
+import { CachedKeySigner, signingKeyOf } from "./sign.ts";
 import type { SecretSource, VaultOptions } from "./types.ts";
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
@@ -82,9 +83,10 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     region: opts.region,
   });
   try {
-    let signer;
+    // One imported key signs every request (see sign.ts); a bad key fails here, not per request.
+    const signer = new CachedKeySigner(signingKeyOf(auth.provider));
     try {
-      signer = new sdk.common.DefaultRequestSigner(auth.provider);
+      await signer.prepare();
     } catch (e) {
       throw new VaultError(`Cannot load the API signing key: ${describe(e)}`, {
         secretId: "",
