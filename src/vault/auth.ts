@@ -8,6 +8,7 @@ import { Aborted, raceAbort, timeoutSignal } from "./abort.ts";
 import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import type { Sdk } from "./sdk.ts";
+import { generateSessionKeyPair, type PemKeyPair, sessionKeySupplier } from "./session_key.ts";
 import type { VaultAuth } from "./types.ts";
 
 /** The default IMDS v2 base URL. */
@@ -33,6 +34,8 @@ export interface AuthLimits {
   timeoutMs: number;
   /** The caller's whole-run deadline. */
   signal?: AbortSignal;
+  /** A session key pair already being generated (instance principal); else one is started. */
+  sessionKeys?: Promise<PemKeyPair>;
 }
 
 /**
@@ -109,6 +112,9 @@ async function instancePrincipal(
 ): Promise<Authenticated> {
   const builder = new sdk.common.InstancePrincipalsAuthenticationDetailsProviderBuilder();
   builder.metadataBaseUrl = imdsUrl;
+  // Our supplier: one key pair, generated off the main thread (see session_key.ts).
+  const keys = sessionKeySupplier(limits.sessionKeys ?? generateSessionKeyPair());
+  builder.sessionKeySupplier = keys as never;
   if (authEndpoint) builder.federationEndpoint = authEndpoint;
   const dispose = () => {
     // The builder creates two opossum circuit breakers; their timers would outlive us.
@@ -139,6 +145,7 @@ async function instancePrincipal(
 
   const fedDeadline = phaseSignal(limits);
   try {
+    await raceAbort(keys.ready, fedDeadline.signal);
     // getKeyId() refreshes the leaf certificate from IMDS and federates; the token is cached.
     await raceAbort(provider.getKeyId(), fedDeadline.signal);
   } catch (e) {

@@ -10,6 +10,7 @@ import { fetchBundle, type FetchContext, type Selector } from "./fetch.ts";
 import { AttemptHttpClient } from "./http.ts";
 import { DEFAULT_BACKOFF } from "./retry.ts";
 import { loadSdk } from "./sdk.ts";
+import { generateSessionKeyPair } from "./session_key.ts";
 import { CachedKeySigner, signingKeyOf } from "./sign.ts";
 import type { SecretSource, VaultOptions } from "./types.ts";
 
@@ -75,9 +76,16 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     });
   }
 
+  // The session key pair (instance principal) is generated on a worker thread while the SDK
+  // loads and IMDS answers, rather than after.
+  const sessionKeys = mode === "instance_principal" ? generateSessionKeyPair() : undefined;
+  sessionKeys?.catch(() => {
+    // Deliberately ignored here: authenticate() awaits it and reports the failure.
+  });
   const sdk = await loadSdk();
   const auth = await authenticate(opts.auth, {
     sdk,
+    sessionKeys,
     timeoutMs,
     signal: deadline,
     region: opts.region,
