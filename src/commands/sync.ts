@@ -46,6 +46,8 @@ export interface SyncOptions {
   lockTimeoutMs: number;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** `--rate`: vault requests per second at most; none when not given. */
+  rate?: number;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
@@ -97,6 +99,11 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    rate: z.string().regex(
+      /^\d{1,6}(\.\d{1,3})?$/,
+      "--rate must be a number of requests per second",
+    )
+      .transform(Number).pipe(z.number().positive("--rate must be more than 0")).optional(),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -117,6 +124,7 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    ...(o.rate !== undefined ? { rate: o.rate } : {}),
   }));
 
 function defaultOciConfig(): string {
@@ -162,6 +170,10 @@ export function syncCommand(): Command {
     .option(
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
+    .option(
+      "--rate <n>",
+      "vault requests per second at most (a 429 from the vault slows the run down further)",
     )
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
@@ -287,6 +299,7 @@ async function syncOnce(
         timeoutMs: options.requestTimeoutMs,
         signal: AbortSignal.timeout(options.timeoutMs),
         maxBytes: options.maxBytes,
+        rate: options.rate,
       });
     }
   } catch (error) {

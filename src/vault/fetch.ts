@@ -1,17 +1,16 @@
 /**
- * Fetches one secret bundle: one SDK call per attempt, each with its own timeout, retried by
+ * Fetches one secret bundle: one signed GET per attempt, each with its own timeout, retried by
  * our policy, bounded by the caller's run deadline.
  *
  * @module
  */
 import { explainNotCapable } from "../permissions.ts";
-import type { SecretsClient } from "oci-secrets";
-import type { RetryConfiguration } from "oci-common";
 import { Aborted, deadlineSignal, raceAbort, sleep } from "./abort.ts";
 import { BadContent, decodeBundle, type RawBundle } from "./decode.ts";
 import { describeNetworkError, oneLine } from "./describe.ts";
 import { VaultError } from "./error.ts";
-import type { Attempt, AttemptHttpClient } from "./http.ts";
+import { type Attempt, signedGet, type Signer } from "./http.ts";
+import type { RateLimiter } from "./rate.ts";
 import { backoffDelayMs, type BackoffPolicy, isRetryableStatus } from "./retry.ts";
 import type { SecretBundle } from "./types.ts";
 
@@ -20,10 +19,11 @@ export type Selector = { stage: string } | { versionNumber: number };
 
 /** Everything one fetch needs; built once by `openVault`. */
 export interface FetchContext {
-  client: SecretsClient;
-  http: AttemptHttpClient;
-  /** The SDK's "no retries" configuration, also passed per request. */
-  noRetry: RetryConfiguration;
+  /** The Secrets service base URL, with its API version (`…/20190301`). */
+  endpoint: string;
+  signer: Signer;
+  /** Largest response body read. */
+  maxResponseBytes: number;
   selector: Selector;
   attempts: number;
   timeoutMs: number;
@@ -33,6 +33,10 @@ export interface FetchContext {
   deadline?: AbortSignal;
   /** Fires on `close()`. */
   closed: AbortSignal;
+  /** Fires on `close()` or at the run deadline. */
+  stop: AbortSignal;
+  /** The run's shared request rate (see rate.ts). */
+  limiter: RateLimiter;
 }
 
 /** One failed attempt, classified. */
@@ -66,16 +70,20 @@ export async function fetchBundle(ctx: FetchContext, secretId: string): Promise<
   for (;;) {
     const stop = stopReason(ctx, last);
     if (stop) throw fail(stop, tries);
+    // Waiting for a slot ends early only when the run stops; the check above then says why.
+    if (!(await ctx.limiter.acquire(ctx.stop))) continue;
     tries++;
+    const sentAt = ctx.limiter.now();
     try {
       return await attemptOnce(ctx, secretId);
     } catch (e) {
       last = e as Failure;
     }
+    // The vault is throttling: the whole run slows down, not just this secret.
+    if (last.status === 429) ctx.limiter.throttled(sentAt);
     if (last.final || !last.retryable || tries >= ctx.attempts) throw fail(last, tries);
     const wait = backoffDelayMs(tries, ctx.backoff);
-    const stopSignal = ctx.deadline ? AbortSignal.any([ctx.deadline, ctx.closed]) : ctx.closed;
-    await sleep(wait, stopSignal);
+    await sleep(wait, ctx.stop);
   }
 }
 
@@ -105,31 +113,53 @@ function nextRequestId(): string {
 }
 
 async function attemptOnce(ctx: FetchContext, secretId: string): Promise<SecretBundle> {
-  // Our own opc-request-id: it binds the SDK's request to this attempt's signal (see http.ts)
-  // and is what OCI support asks for.
   const requestId = nextRequestId();
   const timer = deadlineSignal(ctx.timeoutMs, [ctx.closed, ctx.deadline]);
-  const signal = timer.signal;
-  const attempt = ctx.http.begin(requestId, signal);
+  const attempt: Attempt = { signal: timer.signal };
   try {
-    const call = ctx.client.getSecretBundle({
-      secretId,
-      ...("versionNumber" in ctx.selector
-        ? { versionNumber: ctx.selector.versionNumber }
-        : { stage: ctx.selector.stage as never }),
-      opcRequestId: requestId,
-      retryConfiguration: ctx.noRetry,
-    });
     // Racing matters beyond the fetch signal: signing may refresh the session token, and the
     // SDK's token and IMDS requests cannot be cancelled.
-    const res = await raceAbort(call, signal);
-    return decodeBundle(res.secretBundle as RawBundle, { maxBytes: ctx.maxBytes, secretId });
+    const res = await raceAbort(
+      signedGet(bundleUrl(ctx, secretId), attempt, {
+        signer: ctx.signer,
+        requestId,
+        maxResponseBytes: ctx.maxResponseBytes,
+      }),
+      timer.signal,
+    );
+    if (res.status < 200 || res.status > 299) throw serviceError(res);
+    const bundle = JSON.parse(new TextDecoder().decode(res.body)) as RawBundle;
+    return decodeBundle(bundle, { maxBytes: ctx.maxBytes, secretId });
   } catch (e) {
     throw classify(e, attempt, ctx, timer.timedOut(), requestId);
   } finally {
     timer.clear();
-    ctx.http.end(requestId);
   }
+}
+
+/** `GET /secretbundles/{secretId}` with the stage or version, as the SDK builds it. */
+function bundleUrl(ctx: FetchContext, secretId: string): string {
+  const query = "versionNumber" in ctx.selector
+    ? `versionNumber=${ctx.selector.versionNumber}`
+    : `stage=${encodeURIComponent(ctx.selector.stage)}`;
+  return `${ctx.endpoint}/secretbundles/${encodeURIComponent(secretId)}?${query}`;
+}
+
+/** An error answer, read like the SDK reads it: OCI's `{code, message}` body, else the text. */
+function serviceError(res: { status: number; statusText: string; body: Uint8Array }) {
+  const text = new TextDecoder().decode(res.body);
+  let code = "None";
+  let message = text || res.statusText || "unknown reason.";
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body.code === "string" && typeof body.message === "string") {
+      code = body.code;
+      message = body.message;
+    }
+  } catch {
+    // Not JSON: the text is the message, as the SDK has it.
+  }
+  return { statusCode: res.status, serviceCode: code, message };
 }
 
 function classify(
