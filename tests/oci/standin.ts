@@ -117,6 +117,8 @@ export interface StandInCalls {
   rejected: number;
   /** Every request as "METHOD /path" (no query), oldest first. */
   log: string[];
+  /** When each Secrets API request arrived (`performance.now()`), for whom, oldest first. */
+  secretsAt: { at: number; secretId?: string }[];
 }
 
 /** Options for `setSecret`. */
@@ -226,6 +228,7 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     secrets: new Map(),
     rejected: 0,
     log: [],
+    secretsAt: [],
   };
   const rejections: string[] = [];
 
@@ -388,6 +391,7 @@ async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal
   } else if (path.startsWith("/20190301/secretbundles/")) {
     kind = "secrets";
     secretId = resolveSecretId(ctx, req.method, url);
+    ctx.calls.secretsAt.push({ at: performance.now(), secretId });
     if (secretId !== undefined) {
       ctx.calls.secrets.set(secretId, (ctx.calls.secrets.get(secretId) ?? 0) + 1);
     }
