@@ -90,3 +90,21 @@ Deno.test("CachedKeySigner.prepare() fails on a key that is not a key", async ()
   await signer.prepare().catch(() => failed = true);
   assert(failed, "prepare() rejects");
 });
+
+Deno.test("CachedKeySigner signs with a passphrase-protected API key", async () => {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const pem = privateKey.export({
+    format: "pem",
+    type: "pkcs8",
+    cipher: "aes-256-cbc",
+    passphrase: "correct horse",
+  }) as string;
+  const signer = new CachedKeySigner({
+    keyId: () => Promise.resolve("tenancy/user/fingerprint"),
+    privateKeyPem: () => pem,
+    passphrase: "correct horse",
+  });
+  const req = request("GET", "http://127.0.0.1:9/20190301/secretbundles/ocid1.z");
+  await signer.signHttpRequest(req);
+  assert.ok(verify(req, publicKey).valid);
+});
