@@ -21,9 +21,8 @@
  *
  * @module
  */
-import { PERMISSIONS } from "../src/permissions.ts";
 import { parseMap } from "../src/map.ts";
-import { MAIN_MODULE, permissionFlags, REPO_ROOT } from "./permissions.ts";
+import { MAIN_MODULE, REPO_ROOT, RUNTIME_FLAGS } from "./permissions.ts";
 import { startOciStandIn } from "../tests/oci/standin.ts";
 
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 3);
@@ -38,6 +37,8 @@ interface Cli {
   label: string;
   main: string;
   config: string;
+  /** That checkout's own release flags (permissions and run options). */
+  flags: readonly string[];
 }
 
 /** What one process run cost. */
@@ -94,11 +95,9 @@ try {
   const ids = Array.from({ length: N }, (_, i) => `ocid1.vaultsecret.oc1.iad.amaaaaaabench${i}`);
   ids.forEach((id, i) => oci.setSecret(id, `value-${i}-${crypto.randomUUID()}\n`));
 
-  const flags = permissionFlags({
-    ...PERMISSIONS,
-    read: [...PERMISSIONS.read, dir],
-    write: [...PERMISSIONS.write, dir],
-  });
+  // Each checkout's own release flags, plus read and write on the bench's directory.
+  const withDir = (flags: readonly string[]) =>
+    flags.map((flag) => /^--allow-(read|write)=/.test(flag) ? `${flag},${dir}` : flag);
   let runNo = 0;
   /** One `secretsync sync` of the first `count` secrets into `root` (made when missing). */
   const ours = async (cli: Cli, count: number, root?: string) => {
@@ -114,9 +113,7 @@ try {
     const sample = await measure(Deno.execPath(), [
       "run",
       `--config=${cli.config}`,
-      ...flags,
-      "--no-prompt",
-      "--quiet",
+      ...withDir(cli.flags),
       cli.main,
       "sync",
       ...["--map", map, "--root", root, "--state-dir", `${ws}/state`],
@@ -145,12 +142,15 @@ try {
     label: "this checkout",
     main: MAIN_MODULE,
     config: `${REPO_ROOT}/deno.json`,
+    flags: RUNTIME_FLAGS,
   }];
   if (BASELINE) {
+    const theirs = await import(`${BASELINE}/scripts/permissions.ts`);
     clis.push({
       label: `baseline ${BASELINE}`,
       main: `${BASELINE}/src/main.ts`,
       config: `${BASELINE}/deno.json`,
+      flags: theirs.RUNTIME_FLAGS,
     });
   }
   const samples = clis.map(() => ({

@@ -9,8 +9,11 @@ import { instancePrincipalArgs, makeWorkspace, runCli, secretValue } from "./har
 
 const COUNT = 16;
 const ids = Array.from({ length: COUNT }, (_, i) => `ocid1.vaultsecret.oc1.iad.amaaaaaarate${i}`);
-/** Clock and scheduling jitter allowed between the CLI sending and the stand-in receiving. */
-const JITTER_MS = 10;
+/**
+ * Scheduling delay allowed between the CLI sending and the stand-in receiving, at either end of
+ * a span (a loaded machine delays single requests by tens of milliseconds).
+ */
+const JITTER_MS = 150;
 
 Deno.test("--rate spaces vault requests, and one 429 slows down every request of the run", async (t) => {
   const oci = await startOciStandIn();
@@ -30,12 +33,12 @@ Deno.test("--rate spaces vault requests, and one 429 slows down every request of
       }
     };
 
-    await t.step("--rate 50: no two requests closer than 20 ms on average", async () => {
+    await t.step("--rate 50: the requests are spread over at least 20 ms each", async () => {
       const at = await run();
       assert.equal(at.length, COUNT);
-      for (let k = 1; k < at.length; k++) {
-        assert.ok(at[k] - at[0] >= 20 * k - JITTER_MS, `request ${k} came ${at[k] - at[0]} ms in`);
-      }
+      // Unlimited, 16 requests at concurrency 16 arrive within a few milliseconds.
+      const span = at[COUNT - 1] - at[0];
+      assert.ok(span >= 20 * (COUNT - 1) - JITTER_MS, `${COUNT} requests within ${span} ms`);
     });
 
     await t.step("the first request answered 429: every later one comes at 25/s", async () => {
@@ -44,10 +47,13 @@ Deno.test("--rate spaces vault requests, and one 429 slows down every request of
       // The throttled secret was asked again and got its file (exit 3 above): one more request.
       assert.equal(at.length, COUNT + 1);
       // Slots booked at 50/s before the 429 are booked again at 25/s: 40 ms apart from the 429
-      // on (the rate starts recovering only after a second, past these requests).
-      for (let k = 1; k <= 10; k++) {
-        assert.ok(at[k] - at[0] >= 40 * k - JITTER_MS, `request ${k} came ${at[k] - at[0]} ms in`);
-      }
+      // on (16 × 40 ms = 640 ms, before the rate starts recovering after a second); at 50/s the
+      // same requests would span 320 ms.
+      const span = at[COUNT] - at[0];
+      assert.ok(
+        span >= 40 * COUNT - JITTER_MS,
+        `${COUNT} requests after the 429 within ${span} ms`,
+      );
     });
   } finally {
     oci.clearFaults();
