@@ -9,13 +9,12 @@ import { Aborted, deadlineSignal, raceAbort, sleep } from "./abort.ts";
 import { BadContent, decodeBundle, type RawBundle } from "./decode.ts";
 import { describeNetworkError, oneLine } from "./describe.ts";
 import { VaultError } from "./error.ts";
-import { type Attempt, signedGet, type Signer } from "./http.ts";
+import { type Attempt, signedRequest, type Signer } from "./http.ts";
 import type { RateLimiter } from "./rate.ts";
 import { backoffDelayMs, type BackoffPolicy, isRetryableStatus } from "./retry.ts";
-import type { SecretBundle } from "./types.ts";
+import type { SecretBundle, SecretQuery, Selector } from "./types.ts";
 
-/** A stage name or a version number, as the service takes them. */
-export type Selector = { stage: string } | { versionNumber: number };
+export type { Selector };
 
 /** Everything one fetch needs; built once by `openVault`. */
 export interface FetchContext {
@@ -37,6 +36,8 @@ export interface FetchContext {
   stop: AbortSignal;
   /** The run's shared request rate (see rate.ts). */
   limiter: RateLimiter;
+  /** Advice appended to a 401 (e.g. how to refresh an expired session token). */
+  on401?: string;
 }
 
 /** One failed attempt, classified. */
@@ -50,7 +51,12 @@ interface Failure {
 }
 
 /** Fetches and decodes one secret. Rejects with `VaultError`. */
-export async function fetchBundle(ctx: FetchContext, secretId: string): Promise<SecretBundle> {
+export async function fetchBundle(
+  ctx: FetchContext,
+  secretId: string,
+  secretQuery?: SecretQuery,
+): Promise<SecretBundle> {
+  const query: SecretQuery = secretQuery ?? { secret: { ocid: secretId } };
   const fail = (f: Failure, tries: number): VaultError => {
     const after = tries > 1 ? ` (${tries} attempts)` : "";
     return new VaultError(`Cannot fetch secret "${secretId}": ${f.reason}${after}`, {
@@ -61,7 +67,8 @@ export async function fetchBundle(ctx: FetchContext, secretId: string): Promise<
       retryable: f.retryable,
     });
   };
-  if (typeof secretId !== "string" || secretId.trim() === "") {
+  const empty = "ocid" in query.secret ? query.secret.ocid : query.secret.name;
+  if (typeof empty !== "string" || empty.trim() === "") {
     throw fail({ reason: "the secret OCID is empty", retryable: false }, 0);
   }
 
@@ -75,7 +82,7 @@ export async function fetchBundle(ctx: FetchContext, secretId: string): Promise<
     tries++;
     const sentAt = ctx.limiter.now();
     try {
-      return await attemptOnce(ctx, secretId);
+      return await attemptOnce(ctx, query);
     } catch (e) {
       last = e as Failure;
     }
@@ -112,15 +119,17 @@ function nextRequestId(): string {
   return `secretsync-${RUN_ID}-${++requestCount}`;
 }
 
-async function attemptOnce(ctx: FetchContext, secretId: string): Promise<SecretBundle> {
+async function attemptOnce(ctx: FetchContext, query: SecretQuery): Promise<SecretBundle> {
   const requestId = nextRequestId();
   const timer = deadlineSignal(ctx.timeoutMs, [ctx.closed, ctx.deadline]);
   const attempt: Attempt = { signal: timer.signal };
   try {
+    const { secret } = query;
     // Racing matters beyond the fetch signal: signing may refresh the session token, and the
     // SDK's token and IMDS requests cannot be cancelled.
     const res = await raceAbort(
-      signedGet(bundleUrl(ctx, secretId), attempt, {
+      signedRequest(bundleUrl(ctx, query), attempt, {
+        method: "ocid" in secret ? "GET" : "POST",
         signer: ctx.signer,
         requestId,
         maxResponseBytes: ctx.maxResponseBytes,
@@ -129,20 +138,34 @@ async function attemptOnce(ctx: FetchContext, secretId: string): Promise<SecretB
     );
     if (res.status < 200 || res.status > 299) throw serviceError(res);
     const bundle = JSON.parse(new TextDecoder().decode(res.body)) as RawBundle;
-    return decodeBundle(bundle, { maxBytes: ctx.maxBytes, secretId });
+    return decodeBundle(bundle, {
+      maxBytes: ctx.maxBytes,
+      // By name, the OCID is learnt from the answer.
+      secretId: "ocid" in secret ? secret.ocid : undefined,
+    });
   } catch (e) {
-    throw classify(e, attempt, ctx, timer.timedOut(), requestId);
+    const failure = classify(e, attempt, ctx, timer.timedOut(), requestId);
+    throw explainFailure(failure, query, ctx);
   } finally {
     timer.clear();
   }
 }
 
-/** `GET /secretbundles/{secretId}` with the stage or version, as the SDK builds it. */
-function bundleUrl(ctx: FetchContext, secretId: string): string {
-  const query = "versionNumber" in ctx.selector
-    ? `versionNumber=${ctx.selector.versionNumber}`
-    : `stage=${encodeURIComponent(ctx.selector.stage)}`;
-  return `${ctx.endpoint}/secretbundles/${encodeURIComponent(secretId)}?${query}`;
+/**
+ * The request as the SDK builds it: `GET /secretbundles/{secretId}` or
+ * `POST /secretbundles/actions/getByName` (no body), with the stage or version.
+ */
+function bundleUrl(ctx: FetchContext, query: SecretQuery): string {
+  const selector = query.version ?? ctx.selector;
+  const version = "versionNumber" in selector
+    ? `versionNumber=${selector.versionNumber}`
+    : `stage=${encodeURIComponent(selector.stage)}`;
+  const { secret } = query;
+  if ("ocid" in secret) {
+    return `${ctx.endpoint}/secretbundles/${encodeURIComponent(secret.ocid)}?${version}`;
+  }
+  return `${ctx.endpoint}/secretbundles/actions/getByName?secretName=` +
+    `${encodeURIComponent(secret.name)}&vaultId=${encodeURIComponent(secret.vaultId)}&${version}`;
 }
 
 /** An error answer, read like the SDK reads it: OCI's `{code, message}` body, else the text. */
@@ -160,6 +183,20 @@ function serviceError(res: { status: number; statusText: string; body: Uint8Arra
     // Not JSON: the text is the message, as the SDK has it.
   }
   return { statusCode: res.status, serviceCode: code, message };
+}
+
+/** Adds what a status means for this kind of query and credential. */
+function explainFailure(f: Failure, query: SecretQuery, ctx: FetchContext): Failure {
+  const { secret } = query;
+  if (f.status === 404 && !("ocid" in secret)) {
+    return {
+      ...f,
+      reason: `no secret named "${secret.name}" in vault ${secret.vaultId} ` +
+        `(or no permission to read it): ${f.reason}`,
+    };
+  }
+  if (f.status === 401 && ctx.on401) return { ...f, reason: `${f.reason}; ${ctx.on401}` };
+  return f;
 }
 
 function classify(

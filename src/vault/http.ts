@@ -1,5 +1,5 @@
 /**
- * One signed GET to the Secrets service: signs with the run's signer, sends with `fetch` under
+ * One signed request to the Secrets service: signs with the run's signer, sends with `fetch` under
  * the attempt's AbortSignal, reads the body (bounded by a size cap) and records what happened so
  * a failure can be classified.
  *
@@ -13,7 +13,7 @@
  */
 import type { HttpRequest } from "oci-common";
 
-/** What one attempt's request did; filled in by `signedGet`. */
+/** What one attempt's request did; filled in by `signedRequest`. */
 export interface Attempt {
   signal: AbortSignal;
   /** Signing failed (for instance principals this includes a token refresh). */
@@ -40,8 +40,10 @@ export interface BufferedResponse {
   body: Uint8Array;
 }
 
-/** Options for `signedGet`. */
-export interface SignedGetOptions {
+/** Options for `signedRequest`. */
+export interface SignedRequestOptions {
+  /** GET, or POST without a body (getByName). */
+  method: "GET" | "POST";
   signer: Signer;
   /** Our opc-request-id for this attempt (what OCI support asks for). */
   requestId: string;
@@ -49,21 +51,22 @@ export interface SignedGetOptions {
   maxResponseBytes: number;
 }
 
-/** GETs `uri`, signed, under `attempt.signal`. Throws on signing, network or size failures. */
-export async function signedGet(
+/** Sends `uri`, signed, under `attempt.signal`. Throws on signing, network or size failures. */
+export async function signedRequest(
   uri: string,
   attempt: Attempt,
-  opts: SignedGetOptions,
+  opts: SignedRequestOptions,
 ): Promise<BufferedResponse> {
+  const { method } = opts;
   const headers = new Headers({ "opc-request-id": opts.requestId, accept: "application/json" });
   try {
-    await opts.signer.signHttpRequest({ method: "GET", uri, headers } as HttpRequest);
+    await opts.signer.signHttpRequest({ method, uri, headers } as HttpRequest);
   } catch (e) {
     attempt.signError = e;
     throw e;
   }
   try {
-    const res = await fetch(uri, { headers, signal: attempt.signal });
+    const res = await fetch(uri, { method, headers, signal: attempt.signal });
     attempt.status = res.status;
     attempt.requestId = res.headers.get("opc-request-id") ?? undefined;
     const body = await readCapped(res, opts.maxResponseBytes);

@@ -12,7 +12,7 @@ import { DEFAULT_BACKOFF } from "./retry.ts";
 import { loadSdk, type Sdk } from "./sdk.ts";
 import { generateSessionKeyPair } from "./session_key.ts";
 import { CachedKeySigner, signingKeyOf } from "./sign.ts";
-import type { SecretSource, VaultOptions } from "./types.ts";
+import { AUTH_MODES, type SecretSource, type VaultOptions } from "./types.ts";
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
 
@@ -40,7 +40,8 @@ export function parseStage(stage: string): Selector {
  * (429, 5xx, network errors and timeouts only), each bounded by `timeoutMs`, all bounded by
  * `signal`. The SDK prints nothing to the terminal (see sdk.ts).
  *
- * Requires `--allow-net`, `--allow-env`, and `--allow-read` (api_key: the config and key files).
+ * Requires `--allow-net`, `--allow-env`, and `--allow-read` (api_key, security_token: the config,
+ * key and token files; resource_principal: the files its variables name).
  *
  * @throws {RangeError} for invalid options (stage, attempts, timeoutMs, maxBytes).
  * @throws {VaultError} (secretId "") when authentication fails or no region can be found.
@@ -61,8 +62,8 @@ export function parseStage(stage: string): Selector {
  */
 export async function openVault(opts: VaultOptions): Promise<SecretSource> {
   const mode = (opts.auth as { mode?: unknown } | undefined)?.mode;
-  if (mode !== "instance_principal" && mode !== "api_key") {
-    throw new RangeError(`Invalid auth mode "${mode}": expected instance_principal or api_key`);
+  if (!(AUTH_MODES as readonly unknown[]).includes(mode)) {
+    throw new RangeError(`Invalid auth mode "${mode}": expected ${AUTH_MODES.join(", ")}`);
   }
   const selector = parseStage(opts.stage);
   const attempts = positiveInt("attempts", opts.attempts ?? 3);
@@ -133,9 +134,10 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
       closed: closer.signal,
       stop: deadline ? AbortSignal.any([deadline, closer.signal]) : closer.signal,
       limiter: createRateLimiter(opts.rate),
+      on401: auth.on401,
     };
     return {
-      fetch: (secretId) => fetchBundle(ctx, secretId),
+      fetch: (secretId, query) => fetchBundle(ctx, secretId, query),
       close() {
         if (closer.signal.aborted) return;
         closer.abort();
