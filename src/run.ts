@@ -56,6 +56,8 @@ export interface RunOptions {
   recipesDir?: string;
   /** Vault requests per second at most (`--rate`); none when not given. */
   rate?: number;
+  /** `--allow-stop-signals`: a reload may send KILL, STOP, TERM, INT or QUIT. @default false */
+  allowStopSignals?: boolean;
   /**
    * Only the map entries of these secret references (the map's first column) are fetched and
    * brought in line; the others keep their recorded state. Reloads owed from earlier runs still
@@ -305,6 +307,7 @@ async function syncOnce(
       recipes,
       entries,
       log,
+      allowStopSignals: options.allowStopSignals,
     });
     return await sync(entries, { source, reloader, log, oweReloads }, {
       roots: options.roots,

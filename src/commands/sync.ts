@@ -74,6 +74,7 @@ const syncSchema = z
       "--rate must be a number of requests per second",
     )
       .transform(Number).pipe(z.number().positive("--rate must be more than 0")).optional(),
+    allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -93,6 +94,7 @@ const syncSchema = z
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
     ...(o.rate !== undefined ? { rate: o.rate } : {}),
+    allowStopSignals: o.allowStopSignals,
   }));
 
 function authOf(
@@ -161,6 +163,11 @@ export function syncCommand(): Command {
     .option(
       "--rate <n>",
       "vault requests per second at most (a 429 from the vault slows the run down further)",
+    )
+    .option(
+      "--allow-stop-signals",
+      "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
+      false,
     )
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
