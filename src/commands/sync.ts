@@ -82,6 +82,11 @@ const syncSchema = z
       }
       return ms;
     }),
+    rate: z.string().regex(
+      /^\d{1,6}(\.\d{1,3})?$/,
+      "--rate must be a number of requests per second",
+    )
+      .transform(Number).pipe(z.number().positive("--rate must be more than 0")).optional(),
     allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
@@ -103,6 +108,7 @@ const syncSchema = z
     recipesDir: o.recipesDir,
     allowExpired: o.allowExpired,
     warnExpiryMs: o.warnExpiry,
+    ...(o.rate !== undefined ? { rate: o.rate } : {}),
     allowStopSignals: o.allowStopSignals,
   }));
 
@@ -175,6 +181,10 @@ export function syncCommand(): Command {
       false,
     )
     .option("--warn-expiry <duration>", "warn about certificates expiring within this", "14d")
+    .option(
+      "--rate <n>",
+      "vault requests per second at most (a 429 from the vault slows the run down further)",
+    )
     .option(
       "--allow-stop-signals",
       "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
