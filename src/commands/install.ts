@@ -13,16 +13,20 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { UNIT_NAMES, type UnitName, UNITS } from "../assets.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { dirname, isNormalizedAbsolute } from "../paths.ts";
 import { hostEnv, runCommand } from "../reload/command.ts";
+import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
+import { accessProblems, explainNotCapable, INSTALLED_BINARY_TEMP } from "../permissions.ts";
 import {
-  accessProblems,
-  explainNotCapable,
-  INSTALLED_BINARY,
-  INSTALLED_BINARY_TEMP,
-} from "../permissions.ts";
+  DEFAULT_CONFIG_DIR,
+  DEFAULT_PREFIX_BIN,
+  DEFAULT_SYSTEMD_DIR,
+  ENV_FILE_NAME,
+  INSTALLED_UNITS,
+  renderUnits,
+  UNITS_TO_ENABLE,
+} from "../units.ts";
 import { atomicWrite, fileChange, UnsafePathError } from "../write.ts";
 import { validateOptions } from "./usage.ts";
 
@@ -38,6 +42,8 @@ export interface InstallOptions {
   enable: boolean;
   /** Say what would change; change nothing. */
   dryRun: boolean;
+  /** Which service variant to write: for the runtime that answers (`auto`), or this one. */
+  runtime: "auto" | RuntimeName;
 }
 
 /** What {@linkcode runInstall} talks to; tests replace parts of it. */
@@ -49,12 +55,10 @@ export interface InstallDeps {
   execPath: string;
   /** Runs `systemctl <args>`; resolves to its exit code and output. */
   systemctl(args: string[]): Promise<{ code: number; output: string }>;
+  /** The container runtime that answers on this host (docker first), if any. */
+  detectRuntime(): Promise<RuntimeName | undefined>;
 }
 
-const DEFAULT_PREFIX_BIN = dirname(INSTALLED_BINARY);
-const DEFAULT_SYSTEMD_DIR = "/etc/systemd/system";
-const DEFAULT_CONFIG_DIR = "/etc/oci-secretsync";
-const UNITS_TO_ENABLE = ["run-secrets.mount", "oci-secretsync.timer"];
 const UNIT_MODE = 0o644;
 const BINARY_MODE = 0o755;
 const MAP_MODE = 0o644;
@@ -80,6 +84,21 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
 # Then: secretsync check && systemctl start oci-secretsync.service
 `;
 
+/**
+ * The service's environment file written when none exists: every setting commented out.
+ * `SECRETSYNC_ARGS` is appended to the service's `sync` command line.
+ */
+export const EXAMPLE_ENV =
+  `# Environment of oci-secretsync.service (read by systemd, not by a shell: no quotes needed).
+# SECRETSYNC_ARGS is appended to the service's command line:
+#   secretsync sync --map /etc/oci-secretsync/map.csv --runtime <runtime> $SECRETSYNC_ARGS
+# Words are split on spaces. After a change nothing needs reloading: the next run reads it.
+#
+# Examples: remove the leading "# " to use one.
+# SECRETSYNC_ARGS=--auth api_key --profile DEFAULT
+# SECRETSYNC_ARGS=--concurrency 4 --timeout 60 --json
+`;
+
 /** Characters allowed in the directory options: they end up in the unit's ExecStart line. */
 const SAFE_PATH = /^\/[A-Za-z0-9._/+@-]*$/;
 
@@ -95,6 +114,9 @@ const installSchema = z.object({
   configDir: dir("--config-dir"),
   enable: z.boolean(),
   dryRun: z.boolean(),
+  runtime: z.enum(["auto", "docker", "podman"], {
+    error: (issue) => `--runtime "${issue.input}" must be auto, docker or podman`,
+  }),
 });
 
 /** Declares `install` and its flags. */
@@ -108,9 +130,15 @@ export function installCommand(): Command {
     .option("--config-dir <dir>", "where map.csv lives", DEFAULT_CONFIG_DIR)
     .option("--no-enable", "do not run systemctl daemon-reload and enable --now")
     .option("--dry-run", "say what would change; change nothing", false)
+    .option(
+      "--runtime <name>",
+      "service variant: auto (the runtime that answers), docker or podman",
+      "auto",
+    )
     .addHelpText(
       "after",
-      '\nA compiled secretsync may only write the default directories; see README, "Permissions".',
+      "\nExample: secretsync install --dry-run && secretsync install\n" +
+        '\nA compiled secretsync may only write the default directories; see README, "Permissions".',
     );
 }
 
@@ -119,24 +147,6 @@ export function parseInstallArgs(args: string[]): InstallOptions {
   const command = installCommand().exitOverride();
   command.parse(args, { from: "user" });
   return validateOptions(installSchema, command.opts());
-}
-
-/**
- * The units for an install: exactly `systemd/` for the default paths; otherwise the service's
- * `ExecStart=` names the binary and map where this install puts them.
- */
-export function renderUnits(
-  options: Pick<InstallOptions, "prefixBin" | "configDir">,
-): Record<UnitName, string> {
-  const binary = `${options.prefixBin}/secretsync`;
-  const units = { ...UNITS };
-  for (const name of UNIT_NAMES) {
-    units[name] = units[name].replace(/^ExecStart=.*$/gm, (line) =>
-      line
-        .replaceAll(INSTALLED_BINARY, binary)
-        .replaceAll(`${DEFAULT_CONFIG_DIR}/`, `${options.configDir}/`));
-  }
-  return units;
 }
 
 /** Counts what an install changed, for the closing line. */
@@ -167,14 +177,16 @@ export async function runInstall(
     standalone: deps.standalone ?? Deno.build.standalone,
     execPath: deps.execPath ?? Deno.execPath(),
     systemctl: deps.systemctl ?? systemctl,
+    detectRuntime: deps.detectRuntime ?? answeringRuntime,
   };
   const tally: Tally = { changed: 0, unchanged: 0 };
   try {
     preflight(options);
     await requireSystemdDir(options.systemdDir);
     await installBinary(options, full, tally);
-    const units = renderUnits(options);
-    for (const name of UNIT_NAMES) {
+    const runtime = await chooseRuntime(options, full);
+    const units = renderUnits(options, runtime);
+    for (const name of INSTALLED_UNITS) {
       await installFile(
         `${options.systemdDir}/${name}`,
         units[name],
@@ -206,12 +218,14 @@ export async function runInstall(
 
 /** Every path install touches must be within this build's permissions: say which is not. */
 function preflight(options: InstallOptions): void {
-  const units = UNIT_NAMES.map((name) => `${options.systemdDir}/${name}`);
+  const units = INSTALLED_UNITS.map((name) => `${options.systemdDir}/${name}`);
   const binary = `${options.prefixBin}/secretsync`;
   const map = `${options.configDir}/map.csv`;
+  const env = `${options.configDir}/${ENV_FILE_NAME}`;
+  const config = [options.configDir, map, env];
   const problems = accessProblems({
-    read: [binary, ...units, options.configDir, map],
-    write: options.dryRun ? [] : [binary, binaryTemp(options), ...units, options.configDir, map],
+    read: [binary, ...units, ...config],
+    write: options.dryRun ? [] : [binary, binaryTemp(options), ...units, ...config],
   });
   if (problems.length > 0) throw new InstallError(problems, 2);
 }
@@ -331,37 +345,92 @@ async function installConfig(options: InstallOptions, deps: InstallDeps, tally: 
       log.log("info", "install", `Created ${configDir}`, { event: "created", path: configDir });
     }
   }
-  const mapInfo = dirInfo ? await Deno.lstat(map).catch(() => undefined) : undefined;
-  if (mapInfo) {
-    log.log("info", "install", `Kept the existing ${map}`, { event: "unchanged", path: map });
+  await writeExample(map, EXAMPLE_MAP, "add your secrets to it", !!dirInfo, options, deps, tally);
+  await writeExample(
+    `${configDir}/${ENV_FILE_NAME}`,
+    EXAMPLE_ENV,
+    "extra flags for the service go there",
+    !!dirInfo,
+    options,
+    deps,
+    tally,
+  );
+}
+
+/** Writes an example config file unless one exists: a user's file is never replaced. */
+async function writeExample(
+  path: string,
+  text: string,
+  hint: string,
+  dirExists: boolean,
+  options: InstallOptions,
+  deps: InstallDeps,
+  tally: Tally,
+): Promise<void> {
+  const { log } = deps;
+  const info = dirExists ? await Deno.lstat(path).catch(() => undefined) : undefined;
+  if (info) {
+    log.log("info", "install", `Kept the existing ${path}`, { event: "unchanged", path });
     tally.unchanged++;
     return;
   }
   tally.changed++;
   if (options.dryRun) {
-    log.log("info", "install", `Would write an example ${map}`, {
-      event: "would_write",
-      path: map,
-    });
+    log.log("info", "install", `Would write an example ${path}`, { event: "would_write", path });
     return;
   }
-  // createNew: if a map appeared since the check, it is the user's and stays.
-  const file = await Deno.open(map, { write: true, createNew: true, mode: MAP_MODE });
+  // createNew: if a file appeared since the check, it is the user's and stays.
+  const file = await Deno.open(path, { write: true, createNew: true, mode: MAP_MODE });
   try {
-    await file.write(new TextEncoder().encode(EXAMPLE_MAP));
+    await file.write(new TextEncoder().encode(text));
     await file.sync();
   } finally {
     file.close();
   }
-  await Deno.chmod(map, MAP_MODE);
-  log.log("info", "install", `Wrote an example ${map}: add your secrets to it`, {
-    event: "wrote",
-    path: map,
-  });
+  await Deno.chmod(path, MAP_MODE);
+  log.log("info", "install", `Wrote an example ${path}: ${hint}`, { event: "wrote", path });
+}
+
+/** The runtime whose service variant to write: the chosen one, or the one that answers. */
+async function chooseRuntime(options: InstallOptions, deps: InstallDeps): Promise<RuntimeName> {
+  if (options.runtime !== "auto") {
+    deps.log.log("info", "install", `Service for ${options.runtime} (--runtime)`, {
+      event: "runtime",
+      runtime: options.runtime,
+    });
+    return options.runtime;
+  }
+  const found = await deps.detectRuntime();
+  if (found) {
+    deps.log.log("info", "install", `Service for ${found}: it answers on this host`, {
+      event: "runtime",
+      runtime: found,
+    });
+    return found;
+  }
+  deps.log.log(
+    "warn",
+    "install",
+    "Neither docker nor podman answers: writing the docker service (the strictest sandbox; " +
+      "enough for unit: and pidfile: targets). For podman containers: install --runtime podman",
+    { event: "runtime", runtime: "docker" },
+  );
+  return "docker";
+}
+
+async function answeringRuntime(): Promise<RuntimeName | undefined> {
+  try {
+    return (await detectRuntime("auto")).name;
+  } catch {
+    // Neither answered: the caller says so and picks the strictest variant.
+    return undefined;
+  }
 }
 
 async function enableUnits(options: InstallOptions, deps: InstallDeps): Promise<void> {
   const calls = [["daemon-reload"], ["enable", "--now", ...UNITS_TO_ENABLE]];
+  // A sandbox change (another runtime's variant) applies at the next start of the oneshot
+  // service; nothing to restart.
   if (!options.enable) {
     deps.log.log(
       "info",
