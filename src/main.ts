@@ -16,6 +16,7 @@ import { installCommand, parseInstallArgs, runInstall } from "./commands/install
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
 import { UsageError } from "./commands/usage.ts";
+import { errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
@@ -58,12 +59,12 @@ export async function main(args: string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof UsageError) {
-      console.error(`secretsync: ${error.message}`);
+      console.error(errorText(`secretsync: ${error.message}`));
       return 2;
     }
     if (error instanceof Deno.errors.NotCapable) {
       // Something this build may not touch, found only on the way: say how to proceed.
-      console.error(`secretsync: ${explainNotCapable(error)}`);
+      console.error(errorText(`secretsync: ${explainNotCapable(error)}`));
       return 1;
     }
     throw error;

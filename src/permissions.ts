@@ -104,7 +104,8 @@ export const PERMISSIONS: PermissionSet = {
     "PATH", // docker/podman find their helpers on it
     // Passed to the container CLIs when set: the runtime's own list, so the two cannot drift.
     ...new Set(Object.values(ENV_ALLOWLIST).flat().filter((name) => name !== "HOME")),
-    // commander decides whether `--help` is coloured.
+    // log.ts: syslog priority prefixes under journald; commander and log.ts: colour.
+    "JOURNAL_STREAM",
     "NO_COLOR",
     "FORCE_COLOR",
     "CLICOLOR_FORCE",

@@ -118,6 +118,7 @@ export async function sync(
         },
       );
     }
+    log.progress?.("fetch", fetched.size, secretIds.length);
   });
 
   // Decide first, act second: every file's change is known before the first write.
