@@ -5,6 +5,7 @@
  * secretsync sync  [--map FILE] [--root DIR] …   # fetch, write, reload
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
+ * secretsync uninstall [--dry-run]               # stop and remove them; keep map and secrets
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
  * ```
  *
@@ -15,6 +16,7 @@ import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
+import { parseUninstallArgs, runUninstall, uninstallCommand } from "./commands/uninstall.ts";
 import { UsageError } from "./commands/usage.ts";
 import { errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
@@ -24,6 +26,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   sync: (args) => runSync(parseSyncArgs(args)),
   check: (args) => runCheck(parseCheckArgs(args)),
   install: (args) => runInstall(parseInstallArgs(args)),
+  uninstall: (args) => runUninstall(parseUninstallArgs(args)),
   recipe: (args) => runRecipe(parseRecipeArgs(args)),
 };
 
@@ -37,6 +40,7 @@ function program(): Command {
     .addCommand(syncCommand())
     .addCommand(checkCommand())
     .addCommand(installCommand())
+    .addCommand(uninstallCommand())
     .addCommand(recipeCommand())
     .addHelpText(
       "after",

@@ -7,7 +7,7 @@
  */
 import { UNITS } from "./assets.ts";
 import { dirname } from "./paths.ts";
-import { INSTALLED_BINARY } from "./permissions.ts";
+import { INSTALLED_BINARY, INSTALLED_BINARY_TEMP } from "./permissions.ts";
 import type { RuntimeName } from "./reload/runtime.ts";
 
 /** A unit as it is named on the host. */
@@ -85,3 +85,17 @@ export function renderUnits(
   }
   return units;
 }
+
+/**
+ * The temp file install writes the binary to before renaming it into `prefixBin`: the one the
+ * release build may write for the default directory, a dot file beside it otherwise.
+ */
+export function binaryTempOf(prefixBin: string): string {
+  return prefixBin === DEFAULT_PREFIX_BIN ? INSTALLED_BINARY_TEMP : `${prefixBin}/.secretsync.new`;
+}
+
+/**
+ * Characters allowed in the directories install and uninstall take: they end up in the unit's
+ * ExecStart line, where a space or `%` would change its meaning.
+ */
+export const SAFE_DIR = /^\/[A-Za-z0-9._/+@-]*$/;

@@ -15,16 +15,18 @@ import { Command } from "commander";
 import { z } from "zod";
 import { createLogger, type Logger } from "../log.ts";
 import { dirname, isNormalizedAbsolute } from "../paths.ts";
-import { hostEnv, runCommand } from "../reload/command.ts";
+import { systemctlOutcome } from "../reload/systemd.ts";
 import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
-import { accessProblems, explainNotCapable, INSTALLED_BINARY_TEMP } from "../permissions.ts";
+import { accessProblems, explainNotCapable } from "../permissions.ts";
 import {
+  binaryTempOf,
   DEFAULT_CONFIG_DIR,
   DEFAULT_PREFIX_BIN,
   DEFAULT_SYSTEMD_DIR,
   ENV_FILE_NAME,
   INSTALLED_UNITS,
   renderUnits,
+  SAFE_DIR,
   UNITS_TO_ENABLE,
 } from "../units.ts";
 import { atomicWrite, fileChange, UnsafePathError } from "../write.ts";
@@ -99,11 +101,8 @@ export const EXAMPLE_ENV =
 # SECRETSYNC_ARGS=--concurrency 4 --timeout 60 --json
 `;
 
-/** Characters allowed in the directory options: they end up in the unit's ExecStart line. */
-const SAFE_PATH = /^\/[A-Za-z0-9._/+@-]*$/;
-
 const dir = (flag: string) =>
-  z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_PATH.test(value), {
+  z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_DIR.test(value), {
     error: (issue) =>
       `${flag} "${issue.input}" must be an absolute, normalized directory of letters, digits and . _ / + @ -`,
   });
@@ -176,7 +175,7 @@ export async function runInstall(
     log,
     standalone: deps.standalone ?? Deno.build.standalone,
     execPath: deps.execPath ?? Deno.execPath(),
-    systemctl: deps.systemctl ?? systemctl,
+    systemctl: deps.systemctl ?? systemctlOutcome,
     detectRuntime: deps.detectRuntime ?? answeringRuntime,
   };
   const tally: Tally = { changed: 0, unchanged: 0 };
@@ -225,7 +224,7 @@ function preflight(options: InstallOptions): void {
   const config = [options.configDir, map, env];
   const problems = accessProblems({
     read: [binary, ...units, ...config],
-    write: options.dryRun ? [] : [binary, binaryTemp(options), ...units, ...config],
+    write: options.dryRun ? [] : [binary, binaryTempOf(options.prefixBin), ...units, ...config],
   });
   if (problems.length > 0) throw new InstallError(problems, 2);
 }
@@ -290,7 +289,7 @@ async function installBinary(options: InstallOptions, deps: InstallDeps, tally: 
     });
     return;
   }
-  await replaceFile(target, binaryTemp(options), bytes, BINARY_MODE);
+  await replaceFile(target, binaryTempOf(options.prefixBin), bytes, BINARY_MODE);
   log.log("info", "install", `Copied ${deps.execPath} to ${target}`, {
     event: "wrote",
     path: target,
@@ -486,18 +485,6 @@ async function replaceFile(path: string, temp: string, bytes: Uint8Array, mode: 
     if (!dirMissing) throw error;
     throw new InstallError([`Cannot write ${path}: the directory ${dirname(path)} does not exist`]);
   }
-}
-
-function binaryTemp(options: InstallOptions): string {
-  return options.prefixBin === DEFAULT_PREFIX_BIN
-    ? INSTALLED_BINARY_TEMP
-    : `${options.prefixBin}/.secretsync.new`;
-}
-
-async function systemctl(args: string[]): Promise<{ code: number; output: string }> {
-  // enable --now starts the mount and the timer: give it longer than a reload gets.
-  const result = await runCommand("systemctl", args, { env: hostEnv(), timeoutMs: 120_000 });
-  return { code: result.code, output: `${result.stderr}${result.stdout}` };
 }
 
 function explain(error: unknown): string {
