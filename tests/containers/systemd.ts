@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { MAIN_MODULE, PERMISSIONS, permissionFlags, REPO_ROOT } from "../../scripts/permissions.ts";
+import { MAIN_MODULE, permissionFlags, PERMISSIONS, REPO_ROOT } from "../../scripts/permissions.ts";
 import { ensureImageScript } from "./nginx.ts";
 import { podman, type PodmanResult, removeContainer, TEST_LABEL, uniqueName } from "./podman.ts";
 
