@@ -32,7 +32,7 @@ Options=mode=0700,noexec,nosuid,nodev,size=8M
 WantedBy=local-fs.target
 `,
   "oci-secretsync.service": `# secretsync as a oneshot service, hardened for a host whose containers run under Docker (or
-# with no containers to reload): \`secretsync install\` writes this variant when the docker CLI
+# with no containers to reload): "secretsync install" writes this variant when the docker CLI
 # answers, or with --runtime docker. systemd-analyze security scores it 2.3 (OK).
 [Unit]
 Description=Sync secrets from OCI Vault to /run/secrets
@@ -44,7 +44,7 @@ Requires=run-secrets.mount
 [Service]
 Type=oneshot
 # Extra flags for every run, e.g. SECRETSYNC_ARGS=--auth api_key --concurrency 4 (the file is
-# optional; \`secretsync install\` writes a commented example). Unquoted $VAR splits into words.
+# optional; "secretsync install" writes a commented example). Unquoted $VAR splits into words.
 EnvironmentFile=-/etc/oci-secretsync/secretsync.env
 ExecStart=/usr/local/bin/secretsync sync --map /etc/oci-secretsync/map.csv --runtime docker $SECRETSYNC_ARGS
 # 3 means "something changed": a success, not a failure.
@@ -102,11 +102,11 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 # for other users and signalling their daemons needs root), IPAddressDeny (OCI's addresses
 # are not fixed).
 `,
-  "oci-secretsync.podman.service": `# secretsync as a oneshot service, for a host whose containers run under podman: \`secretsync
-# install\` writes this variant as oci-secretsync.service when podman answers and docker does
+  "oci-secretsync.podman.service": `# secretsync as a oneshot service, for a host whose containers run under podman: "secretsync
+# install" writes this variant as oci-secretsync.service when podman answers and docker does
 # not, or with --runtime podman. systemd-analyze security scores it 5.7 (MEDIUM) against
-# 2.3 for the docker variant, because podman is not a client of a daemon: \`podman kill\` and
-# \`podman exec\` do the work themselves, through runc. Each exception below names what needs it.
+# 2.3 for the docker variant, because podman is not a client of a daemon: "podman kill" and
+# "podman exec" do the work themselves, through runc. Each exception below names what needs it.
 [Unit]
 Description=Sync secrets from OCI Vault to /run/secrets
 Documentation=https://github.com/secretsync/secretsync#readme
@@ -117,7 +117,7 @@ Requires=run-secrets.mount
 [Service]
 Type=oneshot
 # Extra flags for every run, e.g. SECRETSYNC_ARGS=--auth api_key --concurrency 4 (the file is
-# optional; \`secretsync install\` writes a commented example). Unquoted $VAR splits into words.
+# optional; "secretsync install" writes a commented example). Unquoted $VAR splits into words.
 EnvironmentFile=-/etc/oci-secretsync/secretsync.env
 ExecStart=/usr/local/bin/secretsync sync --map /etc/oci-secretsync/map.csv --runtime podman $SECRETSYNC_ARGS
 # 3 means "something changed": a success, not a failure.
