@@ -13,6 +13,8 @@ import {
   PROGRESS_MIN_TOTAL,
   streamStyle,
 } from "../src/log.ts";
+import { startOciStandIn } from "./oci/standin.ts";
+import { assertNoLeak, instancePrincipalArgs, makeWorkspace, secretValue } from "./e2e/harness.ts";
 
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -151,5 +153,44 @@ Deno.test("secretsync on a real terminal colours its level tags, and not with NO
     assert.ok(!plain.includes("\x1b["), plain);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sync on a real terminal shows a progress line for a long map, and no value", async () => {
+  const oci = await startOciStandIn();
+  const ws = await makeWorkspace();
+  try {
+    const total = PROGRESS_MIN_TOTAL + 5;
+    const values: string[] = [];
+    const lines: string[] = [];
+    for (let i = 0; i < total; i++) {
+      const id = `ocid1.vaultsecret.oc1.iad.amaaaaaaprogress${i}`;
+      values.push(secretValue(`p${i}`));
+      oci.setSecret(id, values[i]);
+      lines.push(`${id},${ws.root}/s${i},0600,,`);
+    }
+    await ws.writeMap(lines);
+    const flags = permissionFlags({
+      ...PERMISSIONS,
+      read: [...PERMISSIONS.read, ws.dir],
+      write: [...PERMISSIONS.write, ws.dir],
+    });
+    const argv = [Deno.execPath(), "run", `--config=${REPO_ROOT}/deno.json`, ...flags, "--quiet"]
+      .concat([MAIN_MODULE, "sync", ...ws.args(), ...instancePrincipalArgs(oci)]);
+    const quoted = argv.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
+    const out = await new Deno.Command("script", {
+      args: ["-qec", quoted, "/dev/null"],
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: "/root", TERM: "xterm" },
+      clearEnv: true,
+      stdin: "null",
+    }).output();
+    const text = decode(out.stdout);
+    assert.equal(out.code, 3, text);
+    assert.ok(text.includes(`\r\x1b[2K(fetch) 1/${total}`), text);
+    assert.ok(text.includes(`(fetch) ${total - 1}/${total}`), text);
+    assertNoLeak(values, text);
+  } finally {
+    await ws.cleanup();
+    await oci.close();
   }
 });
