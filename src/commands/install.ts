@@ -14,7 +14,7 @@
 import { Command } from "commander";
 import { z } from "zod";
 import { createLogger, type Logger } from "../log.ts";
-import { dirname, isNormalizedAbsolute } from "../paths.ts";
+import { dirname } from "../paths.ts";
 import { systemctlOutcome } from "../reload/systemd.ts";
 import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
@@ -26,11 +26,10 @@ import {
   ENV_FILE_NAME,
   INSTALLED_UNITS,
   renderUnits,
-  SAFE_DIR,
   UNITS_TO_ENABLE,
 } from "../units.ts";
 import { atomicWrite, fileChange, UnsafePathError } from "../write.ts";
-import { validateOptions } from "./usage.ts";
+import { unitPathOption, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync install`. */
 export interface InstallOptions {
@@ -101,11 +100,7 @@ export const EXAMPLE_ENV =
 # SECRETSYNC_ARGS=--concurrency 4 --timeout 60 --json
 `;
 
-const dir = (flag: string) =>
-  z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_DIR.test(value), {
-    error: (issue) =>
-      `${flag} "${issue.input}" must be an absolute, normalized directory of letters, digits and . _ / + @ -`,
-  });
+const dir = unitPathOption;
 
 const installSchema = z.object({
   prefixBin: dir("--prefix-bin"),

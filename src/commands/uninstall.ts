@@ -16,7 +16,6 @@
 import { Command } from "commander";
 import { z } from "zod";
 import { createLogger, type Logger } from "../log.ts";
-import { isNormalizedAbsolute } from "../paths.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
 import { systemctlOutcome } from "../reload/systemd.ts";
 import {
@@ -25,11 +24,10 @@ import {
   DEFAULT_PREFIX_BIN,
   DEFAULT_SYSTEMD_DIR,
   INSTALLED_UNITS,
-  SAFE_DIR,
   SECRETS_MOUNT,
   STATE_DIR,
 } from "../units.ts";
-import { validateOptions } from "./usage.ts";
+import { unitPathOption, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync uninstall`. */
 export interface UninstallOptions {
@@ -58,11 +56,7 @@ export interface UninstallDeps {
   stateDir: string;
 }
 
-const dir = (flag: string) =>
-  z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_DIR.test(value), {
-    error: (issue) =>
-      `${flag} "${issue.input}" must be an absolute, normalized directory of letters, digits and . _ / + @ -`,
-  });
+const dir = unitPathOption;
 
 const uninstallSchema = z.object({
   prefixBin: dir("--prefix-bin"),
