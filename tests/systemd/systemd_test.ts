@@ -205,6 +205,21 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
     assert.match(await journal(host), /\[INFO\] \(write\)/, "info lines are in the journal");
     assert.equal((await host.exec(["test", "-e", "/run/secrets/missing"])).code, 1);
 
+    // What the service left for `status`: the run state in its RuntimeDirectory.
+    const state = JSON.parse(
+      (await host.exec(["cat", "/run/oci-secretsync/state.json"])).stdout,
+    );
+    assert.equal(state.lastRun?.code, 1, JSON.stringify(state));
+    assert.equal(state.lastRun?.outcome, "failed");
+    assert.ok(state.entries?.["/run/secrets/missing"]?.error, "the failing entry's reason");
+    assert.equal(state.entries?.["/run/secrets/token"]?.error, undefined);
+    // `secretsync status` reads it, where that command exists (issue 11, another branch).
+    if (/^\s+status\b/m.test((await host.exec(["secretsync", "--help"])).stdout)) {
+      const status = await host.exec(["secretsync", "status"]);
+      assert.notEqual(status.code, 0, "the last run failed: status says so in its exit code");
+      assert.match(status.stdout + status.stderr, /\/run\/secrets\/missing/);
+    }
+
     // No secret value anywhere in the journal.
     const everything = (await host.exec(["journalctl", "--no-pager", "-o", "cat"])).stdout;
     for (const value of values) assert.ok(!everything.includes(value), "a value leaked");
