@@ -87,6 +87,11 @@ export interface SystemdHost {
 export interface SystemdHostOptions {
   /** A Docker API socket on the host, mounted at /var/run/docker.sock with the docker CLI. */
   dockerSocket?: string;
+  /**
+   * Give the container's own podman (crun, no cgroups: see systemd-image.sh) storage on a host
+   * directory (overlay cannot stack on the container's overlay) and these host images.
+   */
+  podmanImages?: string[];
 }
 
 /** Starts a systemd container and waits until systemd reports the system running. */
@@ -100,6 +105,11 @@ export async function startSystemdHost(opts: SystemdHostOptions = {}): Promise<S
     `type=bind,source=${denoDir},target=${IN_CONTAINER.denoDir},ro=true`,
     `type=bind,source=${REPO_ROOT},target=${IN_CONTAINER.repo},ro=true`,
   ];
+  let storage: string | undefined;
+  if (opts.podmanImages) {
+    storage = await Deno.makeTempDir({ prefix: "secretsync-nested-storage-" });
+    mounts.push(`type=bind,source=${storage},target=/var/lib/containers`);
+  }
   if (opts.dockerSocket) {
     const docker = await which("docker");
     mounts.push(
@@ -153,7 +163,10 @@ export async function startSystemdHost(opts: SystemdHostOptions = {}): Promise<S
         }),
       );
     },
-    stop: () => removeContainer(name),
+    async stop() {
+      await removeContainer(name);
+      if (storage) await Deno.remove(storage, { recursive: true }).catch(() => {});
+    },
   };
   try {
     const deadline = Date.now() + BOOT_TIMEOUT_MS;
@@ -168,6 +181,7 @@ export async function startSystemdHost(opts: SystemdHostOptions = {}): Promise<S
       throw new Error(`systemd in ${name} did not come up (state "${state}"):\n${failed}`);
     }
     await host.writeFile("/usr/local/bin/secretsync", secretsyncWrapper(), 0o755);
+    for (const image of opts.podmanImages ?? []) await copyImage(image, name);
   } catch (error) {
     await host.stop();
     throw error;
@@ -224,6 +238,32 @@ export async function startDockerApi(): Promise<DockerApi> {
     throw error;
   }
   return { socket, dockerHost, stop };
+}
+
+/** `podman save IMAGE | podman exec -i CONTAINER podman load`. */
+async function copyImage(image: string, container: string): Promise<void> {
+  const save = new Deno.Command("podman", {
+    args: ["save", "--quiet", image],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const load = new Deno.Command("podman", {
+    args: ["exec", "-i", container, "podman", "load", "--quiet"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const [, saveErr, saved, loaded] = await Promise.all([
+    save.stdout.pipeTo(load.stdin),
+    new Response(save.stderr).text(),
+    save.status,
+    load.output(),
+  ]);
+  if (!saved.success || !loaded.success) {
+    const text = saveErr + new TextDecoder().decode(loaded.stderr);
+    throw new Error(`Cannot copy ${image} into ${container}: ${text}`);
+  }
 }
 
 async function which(program: string): Promise<string> {

@@ -8,7 +8,7 @@ import { runInstall } from "../../src/commands/install.ts";
 import type { Logger } from "../../src/log.ts";
 
 /** Highest exposure accepted per variant: the docker target of issue 11, podman's as measured. */
-const MAX_EXPOSURE = { docker: 2.5, podman: 5.7 } as const;
+const MAX_EXPOSURE = { docker: 2.5, podman: 5.0 } as const;
 
 const silent: Logger = { log() {} };
 

@@ -247,3 +247,73 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
     for (const step of cleanup) await step().catch(() => {});
   }
 });
+
+Deno.test("under a real systemd: the podman service variant signals and execs podman containers", async () => {
+  const started = performance.now();
+  await ensureBusyboxImage();
+  const oci = await startOciStandIn();
+  const cleanup: (() => Promise<unknown>)[] = [() => oci.close()];
+  try {
+    const values = [secretValue("token"), secretValue("exec")];
+    oci.setSecret(TOKEN, values[0]);
+    oci.setSecret(EXEC, values[1]);
+    const host = await startSystemdHost({ podmanImages: ["localhost/secretsync-busybox:test"] });
+    cleanup.unshift(() => host.stop());
+
+    // No docker here; podman answers: the podman variant.
+    const install = await host.exec(["secretsync", "install"], { timeoutMs: 120_000 });
+    assert.equal(install.code, 0, install.stderr + install.stdout);
+    assert.match(install.stdout, /Service for podman: it answers on this host/);
+    assert.match(
+      (await host.exec(["cat", "/etc/systemd/system/oci-secretsync.service"])).stdout,
+      /--runtime podman \$SECRETSYNC_ARGS\n[\s\S]*PrivateDevices=yes/,
+    );
+
+    // Two containers of the systemd host's own podman, reading the tmpfs the mount unit made.
+    for (const [name, file] of [["reader", "token"], ["exect", "exec"]]) {
+      const run = await host.exec([
+        "podman",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--cgroups=disabled",
+        "-v",
+        "/run/secrets:/run/secrets:ro",
+        "localhost/secretsync-busybox:test",
+        ...secretReaderCmd(`/run/secrets/${file}`),
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+    }
+    await host.writeFile(
+      "/etc/oci-secretsync/map.csv",
+      `${TOKEN},/run/secrets/token,0644,reader,HUP\n${EXEC},/run/secrets/exec,0644,exect,marker\n`,
+    );
+    await host.writeFile(
+      "/etc/oci-secretsync/secretsync.env",
+      `SECRETSYNC_ARGS=${instancePrincipalArgs(oci).join(" ")}\n`,
+    );
+    await host.exec(["mkdir", "-m", "0755", "-p", "/etc/oci-secretsync/recipes.d"]);
+    await host.writeFile("/etc/oci-secretsync/recipes.d/marker.json", MARKER_RECIPE);
+
+    const before = (await host.show(SERVICE, ["InvocationID"])).InvocationID;
+    await host.exec(["systemctl", "start", SERVICE], { timeoutMs: 120_000 });
+    const run = await waitForRun(host, before);
+    const log = await journal(host);
+    assert.equal(run.ExecMainStatus, "3", log);
+    assert.equal(run.Result, "success", log);
+    // podman kill under the sandbox: the reader saw the new file when the HUP came.
+    const logs = (await host.exec(["podman", "logs", "reader"])).stdout;
+    const hups = readerEvents(logs).filter((e) => e.event === "HUP").map((e) => e.digest);
+    assert.deepEqual(hups, [await sha256Hex(values[0])], logs);
+    // podman exec under the sandbox (setns into the container's namespaces).
+    const marker = await host.exec(["podman", "exec", "exect", "test", "-f", "/tmp/exec-marker"]);
+    assert.equal(marker.code, 0, log);
+    for (const value of values) assert.ok(!log.includes(value), "a value leaked");
+    console.log(`podman variant test: ${Math.round(performance.now() - started)} ms`);
+  } finally {
+    for (const step of cleanup) await step().catch(() => {});
+  }
+});
