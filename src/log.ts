@@ -156,9 +156,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const logger: Logger = {
     log(level, component, message, fields = {}) {
       const stream = level === "info" ? stdout : stderr;
+      const style = styles.get(stream) ?? "plain";
+      // JSON lines get journald's prefix too (journald strips it; the stored line is JSON).
       const line = options.json
-        ? JSON.stringify({ time: new Date().toISOString(), level, component, message, ...fields })
-        : formatLine(level, component, message, styles.get(stream) ?? "plain");
+        ? (style === "journal" ? `<${SYSLOG_PRIORITY[level]}>` : "") +
+          JSON.stringify({ time: new Date().toISOString(), level, component, message, ...fields })
+        : formatLine(level, component, message, style);
       clearProgress();
       writeAllSync(stream, encoder.encode(line + "\n"));
     },

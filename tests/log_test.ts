@@ -71,8 +71,16 @@ Deno.test("createLogger() decorates each stream for where it goes", () => {
   assert.equal(stderr.text(), "[ERROR] (fetch) Cannot fetch x\n");
 
   const json = memoryStream(true);
-  createLogger({ json: true, stdout: json, stderr: json, env: () => "1:2" }).log("info", "c", "m");
+  createLogger({ json: true, stdout: json, stderr: json, env: () => undefined })
+    .log("info", "c", "m");
   assert.match(json.text(), /^\{"time":"[^"]+","level":"info","component":"c","message":"m"\}\n$/);
+  const journald = memoryStream(false);
+  const env = (name: string) => name === "JOURNAL_STREAM" ? "1:2" : undefined;
+  createLogger({ json: true, stdout: journald, stderr: journald, env }).log("error", "c", "m");
+  assert.match(
+    journald.text(),
+    /^<3>\{"time":"[^"]+","level":"error","component":"c","message":"m"\}\n$/,
+  );
 });
 
 Deno.test("createLogger() shows a progress line on a terminal for long maps only, replaced by the next line", () => {
