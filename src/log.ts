@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { escapeControl } from "./text.ts";
 
 /** Severity of a log line; `info` goes to stdout, the others to stderr. */
 export type Level = "info" | "warn" | "error";
@@ -157,11 +158,23 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     log(level, component, message, fields = {}) {
       const stream = level === "info" ? stdout : stderr;
       const style = styles.get(stream) ?? "plain";
+      // The last guard against injected lines and terminal escapes: whatever a message quotes,
+      // a log line is one line of printable text (JSON keeps its own escaping, and gets the
+      // characters JSON.stringify leaves raw escaped too). The decoration (journald's priority,
+      // colour) is added after, so it is the only escape sequence on the line.
       // JSON lines get journald's prefix too (journald strips it; the stored line is JSON).
       const line = options.json
         ? (style === "journal" ? `<${SYSLOG_PRIORITY[level]}>` : "") +
-          JSON.stringify({ time: new Date().toISOString(), level, component, message, ...fields })
-        : formatLine(level, component, message, style);
+          escapeControl(
+            JSON.stringify({
+              time: new Date().toISOString(),
+              level,
+              component,
+              message,
+              ...fields,
+            }),
+          )
+        : formatLine(level, component, escapeControl(message), style);
       clearProgress();
       writeAllSync(stream, encoder.encode(line + "\n"));
     },

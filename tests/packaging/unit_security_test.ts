@@ -36,6 +36,7 @@ for (const runtime of ["docker", "podman"] as const) {
     const host = await Deno.makeTempDir({ prefix: "secretsync-security-" });
     try {
       await Deno.mkdir(`${host}/systemd`);
+      await Deno.mkdir(`${host}/bin`);
       const code = await runInstall({
         prefixBin: `${host}/bin`,
         systemdDir: `${host}/systemd`,
