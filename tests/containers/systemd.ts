@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { MAIN_MODULE, permissionFlags, PERMISSIONS, REPO_ROOT } from "../../scripts/permissions.ts";
+import { MAIN_MODULE, REPO_ROOT, RUNTIME_FLAGS } from "../../scripts/permissions.ts";
 import { ensureImageScript } from "./nginx.ts";
 import { podman, type PodmanResult, removeContainer, TEST_LABEL, uniqueName } from "./podman.ts";
 
@@ -48,7 +48,7 @@ export function ensureSystemdImage(): Promise<void> {
 /**
  * The `/usr/local/bin/secretsync` the systemd container gets: this checkout's `src/main.ts`
  * under Deno with exactly the flags `deno compile` bakes into the release binary
- * (`scripts/permissions.ts`), nothing fetched (`--cached-only`).
+ * (`RUNTIME_FLAGS` of `scripts/permissions.ts`), nothing fetched (`--cached-only`).
  */
 export function secretsyncWrapper(): string {
   const main = MAIN_MODULE.replace(REPO_ROOT, IN_CONTAINER.repo);
@@ -57,9 +57,7 @@ export function secretsyncWrapper(): string {
     "run",
     `--config=${IN_CONTAINER.repo}/deno.json`,
     "--cached-only",
-    ...permissionFlags(PERMISSIONS),
-    "--no-prompt",
-    "--quiet",
+    ...RUNTIME_FLAGS,
     main,
   ];
   return [
