@@ -13,28 +13,40 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
-import { envWrapperCommand, parseEnvWrapperArgs, runEnvWrapper } from "./commands/env_wrapper.ts";
-import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
-import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
-import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
-import { parseUninstallArgs, runUninstall, uninstallCommand } from "./commands/uninstall.ts";
 import { UsageError } from "./commands/usage.ts";
 import { errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
 // A Map, not an object: a command name is user input, and `constructor` or `valueOf` must not
-// find Object.prototype's members.
+// find Object.prototype's members. Each command's modules load only when it runs, so a `sync`
+// every few minutes does not load install's or recipe's (literal specifiers: `deno compile`
+// still embeds them).
 const commands = new Map<string, (args: string[]) => Promise<number>>([
-  ["sync", (args) => runSync(parseSyncArgs(args))],
-  ["check", (args) => runCheck(parseCheckArgs(args))],
-  ["install", (args) => runInstall(parseInstallArgs(args))],
-  ["uninstall", (args) => runUninstall(parseUninstallArgs(args))],
-  ["recipe", (args) => runRecipe(parseRecipeArgs(args))],
-  ["env-wrapper", (args) => {
+  ["sync", async (args) => {
+    const { parseSyncArgs, runSync } = await import("./commands/sync.ts");
+    return await runSync(parseSyncArgs(args));
+  }],
+  ["check", async (args) => {
+    const { parseCheckArgs, runCheck } = await import("./commands/check.ts");
+    return await runCheck(parseCheckArgs(args));
+  }],
+  ["install", async (args) => {
+    const { parseInstallArgs, runInstall } = await import("./commands/install.ts");
+    return await runInstall(parseInstallArgs(args));
+  }],
+  ["uninstall", async (args) => {
+    const { parseUninstallArgs, runUninstall } = await import("./commands/uninstall.ts");
+    return await runUninstall(parseUninstallArgs(args));
+  }],
+  ["recipe", async (args) => {
+    const { parseRecipeArgs, runRecipe } = await import("./commands/recipe.ts");
+    return await runRecipe(parseRecipeArgs(args));
+  }],
+  ["env-wrapper", async (args) => {
+    const { parseEnvWrapperArgs, runEnvWrapper } = await import("./commands/env_wrapper.ts");
     parseEnvWrapperArgs(args);
-    return runEnvWrapper();
+    return await runEnvWrapper();
   }],
 ]);
 
@@ -45,18 +57,26 @@ function asksForHelp(args: string[]): boolean {
 }
 
 /** The top-level program, for `--help` and `--version`. */
-function program(): Command {
+async function program(): Promise<Command> {
+  const [sync, check, install, uninstall, recipe, envWrapper] = await Promise.all([
+    import("./commands/sync.ts"),
+    import("./commands/check.ts"),
+    import("./commands/install.ts"),
+    import("./commands/uninstall.ts"),
+    import("./commands/recipe.ts"),
+    import("./commands/env_wrapper.ts"),
+  ]);
   return new Command("secretsync")
     .description(
       "Sync secrets from OCI Vault into files on tmpfs and reload the containers that use them",
     )
     .version(versionText(), "-V, --version")
-    .addCommand(syncCommand())
-    .addCommand(checkCommand())
-    .addCommand(installCommand())
-    .addCommand(uninstallCommand())
-    .addCommand(recipeCommand())
-    .addCommand(envWrapperCommand())
+    .addCommand(sync.syncCommand())
+    .addCommand(check.checkCommand())
+    .addCommand(install.installCommand())
+    .addCommand(uninstall.uninstallCommand())
+    .addCommand(recipe.recipeCommand())
+    .addCommand(envWrapper.envWrapperCommand())
     .addHelpText(
       "after",
       "\nExit codes: 0 nothing changed, 3 something changed, 1 some entry failed, 2 usage or map error.",
@@ -72,7 +92,7 @@ export async function main(args: string[]): Promise<number> {
     // Help goes through the whole program, so `sync --help` and `help sync` print the same
     // text, with the same `Usage: secretsync sync …` line.
     if (handler && !asksForHelp(args)) return await handler(args.slice(1));
-    program().exitOverride().parse(args, { from: "user" });
+    (await program()).exitOverride().parse(args, { from: "user" });
     return 2; // a bare `secretsync` printed help and must not look like success
   } catch (error) {
     if (error instanceof CommanderError) {

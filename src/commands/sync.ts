@@ -8,8 +8,11 @@ import { z } from "zod";
 import { DEFAULT_MAP } from "../inputs.ts";
 import { createLogger } from "../log.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
-import { run, type RunOptions } from "../run.ts";
-import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
+import type { RunOptions } from "../run.ts";
+import { AUTH_MODES, type VaultAuth } from "../vault/types.ts";
+// Directly, not through vault/mod.ts: this module must stay light (see runSync).
+import { startSessionKeyPair } from "../vault/session_key.ts";
+import { loadSdk } from "../vault/sdk.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 import { parseDuration } from "../duration.ts";
 
@@ -204,6 +207,13 @@ export function parseSyncArgs(args: string[]): SyncOptions {
 
 /** Runs `sync`; returns the exit code (0, 1, 2 or 3; see the README). */
 export async function runSync(options: SyncOptions): Promise<number> {
+  // The session key pair is generated on a worker thread, and the SDK starts loading, while the
+  // run's modules and the map load: the run layer is imported only after both have started.
+  if (options.auth.mode === "instance_principal") startSessionKeyPair();
+  loadSdk().catch(() => {
+    // Deliberately ignored here: openVault loads it again and reports the failure.
+  });
+  const { run } = await import("../run.ts");
   const log = createLogger({ json: options.json });
   return (await run(options, { log })).code;
 }

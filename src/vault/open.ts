@@ -10,7 +10,7 @@ import { fetchBundle, type FetchContext, type Selector } from "./fetch.ts";
 import { createRateLimiter } from "./rate.ts";
 import { DEFAULT_BACKOFF } from "./retry.ts";
 import { loadSdk, type Sdk } from "./sdk.ts";
-import { generateSessionKeyPair } from "./session_key.ts";
+import { takeSessionKeyPair } from "./session_key.ts";
 import { CachedKeySigner, signingKeyOf } from "./sign.ts";
 import { AUTH_MODES, type SecretSource, type VaultOptions } from "./types.ts";
 
@@ -81,8 +81,8 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
   }
 
   // The session key pair (instance principal) is generated on a worker thread while the SDK
-  // loads and IMDS answers, rather than after.
-  const sessionKeys = mode === "instance_principal" ? generateSessionKeyPair() : undefined;
+  // loads and IMDS answers, rather than after; `sync` starts it even earlier (session_key.ts).
+  const sessionKeys = mode === "instance_principal" ? takeSessionKeyPair() : undefined;
   sessionKeys?.catch(() => {
     // Deliberately ignored here: authenticate() awaits it and reports the failure.
   });

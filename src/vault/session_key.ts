@@ -44,6 +44,29 @@ export async function generateSessionKeyPair(): Promise<PemKeyPair> {
   return { getPublic: () => pub, getPrivate: () => priv };
 }
 
+// The pair started ahead of `openVault` by `startSessionKeyPair`, not yet handed out.
+let early: Promise<PemKeyPair> | undefined;
+
+/**
+ * Starts generating the session key pair now, at the start of a run that will authenticate with
+ * an instance principal, so that the generation (a random prime search, 50–700 ms here) overlaps
+ * loading the rest of the program, the map and the SDK. The next {@linkcode takeSessionKeyPair}
+ * gets it; the pair lives only in this process's memory, like the one it replaces.
+ */
+export function startSessionKeyPair(): void {
+  early ??= generateSessionKeyPair();
+  early.catch(() => {
+    // Deliberately ignored here: the authentication that takes the pair reports the failure.
+  });
+}
+
+/** The pair {@linkcode startSessionKeyPair} started (each is handed out once), else a new one. */
+export function takeSessionKeyPair(): Promise<PemKeyPair> {
+  const pair = early ?? generateSessionKeyPair();
+  early = undefined;
+  return pair;
+}
+
 /** A supplier and the moment its first key pair is there. */
 export interface PendingSessionKeySupplier extends SessionKeySupplier {
   /** Settles when the first pair is generated (rejects if that failed). */
