@@ -90,6 +90,17 @@ Deno.test("--auth security_token signs with ST$<token> and the session key", asy
       assert.equal(result.code, 1);
       assert.match(result.stderr, /profile "DEFAULT" .* has no security_token_file/);
     });
+
+    await t.step("a wrong pass_phrase names the key_file, before any request", async () => {
+      const files = await oci.writeSecurityTokenConfig(ws.dir, { passphrase: "correct horse" });
+      const config = await Deno.readTextFile(files.configFile);
+      await Deno.writeTextFile(files.configFile, config.replace("correct horse", "wrong"));
+      const before = oci.calls.secrets.get(DB) ?? 0;
+      const result = await run(files);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /pass_phrase does not decrypt the key_file ".*oci_api_key\.pem"/);
+      assert.equal(oci.calls.secrets.get(DB) ?? 0, before);
+    });
   } finally {
     await ws.cleanup();
     await oci.close();
