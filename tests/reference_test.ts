@@ -55,6 +55,12 @@ Deno.test("parseReference() names the wrong part", () => {
     [`name:@${VAULT}`, /secret name "" must be/],
     [`name:x@`, /"" is not a vault OCID/],
     [`name:${"x".repeat(300)}@${VAULT}`, /secret name "x{77}\.\.\." must be/],
+    // The stage or version after the key would be read as part of the key: say the order.
+    [
+      `${ID}#password?stage=PENDING`,
+      /write \?stage=PENDING before the #key: .*\?stage=PENDING#password/,
+    ],
+    [`${ID}#db.pw?version=2`, /write \?version=2 before the #key: .*\?version=2#db\.pw/],
   ];
   for (const [text, re] of cases) {
     const parsed = parseReference(text);
