@@ -145,7 +145,13 @@ const CASES: Case[] = [
     // The script's own working variables must not reach the command: an inherited `value`
     // kept its own content, and a secret never lands in a variable nobody asked for.
     name: "own-names",
-    env: { value: "inherited", file: "f", bytes: "b", MULTI_FILE: "@/s/multi", DASH_FILE: "@/s/dash" },
+    env: {
+      value: "inherited",
+      file: "f",
+      bytes: "b",
+      MULTI_FILE: "@/s/multi",
+      DASH_FILE: "@/s/dash",
+    },
     code: 0,
     values: { value: "inherited", file: "f", bytes: "b", MULTI: text("multi"), DASH: text("dash") },
   },
