@@ -161,6 +161,9 @@ export function readResourcePrincipal(
   });
   if (bad) fail(bad);
   const problem = tokenProblem(token, now);
+  if (problem?.startsWith("is not a session token") && !rpst.startsWith("/")) {
+    fail(`${RP_ENV.rpst} is neither a session token (a JWT) nor an absolute path`);
+  }
   if (problem) {
     const renew = rpst.startsWith("/")
       ? "the platform renews the file; if it stays expired, check the resource's identity"

@@ -53,6 +53,10 @@ Deno.test("readResourcePrincipal() names the variable whose key cannot be used",
       assert.ok(!e.message.includes(body) && !e.message.includes("right"), "no key, no secret");
       return true;
     });
+  fails(
+    { ...base, OCI_RESOURCE_PRINCIPAL_RPST: "rp/rpst" },
+    /OCI_RESOURCE_PRINCIPAL_RPST is neither a session token \(a JWT\) nor an absolute path/,
+  );
   // Before: each went through, to "Cannot load the API signing key: error:1E08010C:DECODER…".
   fails(
     { ...base, OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: "rp/private.pem" },
