@@ -161,7 +161,7 @@ export function readResourcePrincipal(
   });
   if (bad) fail(bad);
   const problem = tokenProblem(token, now);
-  if (problem?.startsWith("is not a session token") && !rpst.startsWith("/")) {
+  if (problem === "is not a session token (a JWT)" && !rpst.startsWith("/")) {
     fail(`${RP_ENV.rpst} is neither a session token (a JWT) nor an absolute path`);
   }
   if (problem) {
