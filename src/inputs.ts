@@ -14,7 +14,7 @@ import {
   recipeProblems,
   type RecipeRegistry,
 } from "./recipes.ts";
-import { directoryProblems } from "./roots.ts";
+import { directoryProblems, stateDirProblems } from "./roots.ts";
 
 /** Default map file, as in the original tool. */
 export const DEFAULT_MAP = "/etc/oci-secretsync/map.csv";
@@ -43,12 +43,13 @@ export async function openRecipes(
 }
 
 /**
- * Reads and validates the map and roots, logging every problem.
+ * Reads and validates the map and roots (and that the state directory, when given, is in no
+ * root), logging every problem.
  *
  * @returns the entries, or `undefined` after logging why the run cannot go on (exit 2)
  */
 export async function loadMap(
-  options: { map: string; roots: string[] },
+  options: { map: string; roots: string[]; stateDir?: string },
   log: Logger,
   recipes?: RecipeRegistry,
 ): Promise<Entry[] | undefined> {
@@ -77,6 +78,7 @@ export async function loadMap(
       ? formatProblems(options.map, recipeProblems(parsed.entries, recipes))
       : []),
     ...(await directoryProblems(options.roots, "Root")),
+    ...(options.stateDir ? await stateDirProblems(options.stateDir, options.roots) : []),
   ];
   for (const message of problems) {
     log.log("error", "map", message, { event: "map_invalid", map: options.map });

@@ -7,12 +7,12 @@
  */
 import type { Entry } from "./map.ts";
 import type { Logger } from "./log.ts";
-import { isInside } from "./paths.ts";
+import { innermostRoot } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
 import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import {
-  applyAttributes,
+  adjustAttributes,
   atomicWrite,
   ensureParent,
   type FileChange,
@@ -54,6 +54,12 @@ export interface SyncSettings {
    * entry still run. @default every entry
    */
   secrets?: readonly string[];
+  /**
+   * Stops the run early (SIGTERM, SIGINT): once it fires, no fetch, write or reload starts;
+   * those under way finish (a write is atomic, a reload bounded). Entries not done fail, and
+   * reloads not done stay owed.
+   */
+  signal?: AbortSignal;
 }
 
 /** What one entry of a run came to. */
@@ -131,12 +137,22 @@ export async function sync(
 
   const secretIds = [...new Set(selected.map((e) => e.secretId))];
   const fetched = new Map<string, Fetched>();
+  const stopped = () => settings.signal?.aborted === true;
   await mapConcurrent(secretIds, settings.concurrency, async (secretId) => {
+    if (stopped()) {
+      fetched.set(secretId, { error: INTERRUPTED });
+      return;
+    }
     try {
       fetched.set(secretId, { bundle: await deps.source.fetch(secretId) });
     } catch (error) {
-      const reason = error instanceof VaultError ? error.reason : messageOf(error);
+      const reason = stopped()
+        ? INTERRUPTED
+        : error instanceof VaultError
+        ? error.reason
+        : messageOf(error);
       fetched.set(secretId, { error: reason });
+      if (reason === INTERRUPTED) return; // said once, below
       const paths = selected.filter((e) => e.secretId === secretId).map((e) => e.path);
       log.log(
         "error",
@@ -153,7 +169,7 @@ export async function sync(
   });
 
   // Decide first, act second: every file's change is known before the first write.
-  const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
+  let planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
   for (const entry of selected) {
     const result = fetched.get(entry.secretId);
     if (!result || "error" in result) {
@@ -181,15 +197,34 @@ export async function sync(
     try {
       await deps.oweReloads(willReload.map((p) => p.entry.path));
     } catch (error) {
-      report.failures++;
+      // A reload that is not owed is lost if the run dies after the write, or if the reload
+      // fails: the next run finds the content unchanged. So these files keep their old
+      // content and stay different; a run that can record the reload writes them.
       log.log("error", "state", `Cannot record the reloads this run owes: ${messageOf(error)}`, {
         event: "state_unwritable",
         reason: messageOf(error),
       });
+      const reason = `its reload cannot be recorded in the state (${messageOf(error)})`;
+      for (const { entry } of willReload) {
+        report.failures++;
+        fail(entry, `not written: ${reason}`);
+        log.log("error", "write", `Not writing ${entry.path}: ${reason}; left as it was`, {
+          event: "write_skipped",
+          path: entry.path,
+          secretId: entry.secretId,
+          reason,
+        });
+      }
+      planned = planned.filter((p) => !willReload.includes(p));
     }
   }
 
   for (const { entry, bundle, change } of planned) {
+    if (stopped()) {
+      report.failures++;
+      fail(entry, INTERRUPTED);
+      continue;
+    }
     try {
       await applyChange(entry, bundle, change, deps, settings);
       (change === "content" ? report.changed : report.adjusted).push(entry);
@@ -215,6 +250,15 @@ export async function sync(
     if (settings.dryRun) {
       log.log("info", "reload", `Would reload ${what}`, { event: "would_reload", ...fields });
       report.reloaded.push(action);
+      continue;
+    }
+    if (stopped()) {
+      report.failures++;
+      report.pendingReloads.push(...action.paths);
+      log.log("warn", "reload", `Not reloading ${what}: ${INTERRUPTED}; owed to the next run`, {
+        event: "reload_owed",
+        ...fields,
+      });
       continue;
     }
     try {
@@ -248,8 +292,18 @@ export async function sync(
     }
   }
   report.results = selected.map((entry) => results.get(entry)!);
+  const notDone = report.results.filter((r) => r.error === INTERRUPTED).map((r) => r.entry.path);
+  if (notDone.length > 0) {
+    log.log("warn", "sync", `Interrupted: left ${notDone.join(", ")} as they were`, {
+      event: "not_done",
+      paths: notDone,
+    });
+  }
   return report;
 }
+
+/** Why an entry was not done. */
+const INTERRUPTED = "the run was interrupted";
 
 /** How the file differs from the secret; checks the directories on the way, never follows links. */
 async function changeOf(
@@ -293,8 +347,9 @@ async function applyChange(
       { event: "updated", ...fields },
     );
   } else {
-    await applyAttributes(entry.path, attributes);
-    log.log("info", "write", `Set mode ${mode}${ownerText(entry)} on ${entry.path}`, {
+    const how = await adjustAttributes(entry.path, bundle.bytes, attributes);
+    const fresh = how === "replaced" ? " (a fresh copy: the file had other hard links)" : "";
+    log.log("info", "write", `Set mode ${mode}${ownerText(entry)} on ${entry.path}${fresh}`, {
       event: "adjusted",
       ...fields,
     });
@@ -321,7 +376,7 @@ function ownerText(entry: Entry): string {
 
 /** The innermost root holding `path`; the map parser guarantees there is one. */
 function rootOf(path: string, roots: string[]): string {
-  return roots.filter((root) => isInside(path, root)).sort((a, b) => b.length - a.length)[0];
+  return innermostRoot(path, roots)!;
 }
 
 /** The message of anything thrown, for log lines. */

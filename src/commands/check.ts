@@ -7,13 +7,17 @@ import { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_MAP, loadMap, openRecipes } from "../inputs.ts";
 import { createLogger } from "../log.ts";
+import { isNormalizedAbsolute } from "../paths.ts";
 import { targetLabel } from "../plan.ts";
+import { DEFAULT_STATE_DIR } from "../state.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync check`. */
 export interface CheckOptions {
   map: string;
   roots: string[];
+  /** Checked to lie in no root, as `sync` would use it. */
+  stateDir: string;
   json: boolean;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
@@ -22,6 +26,10 @@ export interface CheckOptions {
 const checkSchema = z.object({
   map: z.string().min(1, "--map must name a file"),
   roots: rootsSchema,
+  stateDir: z.string().refine(
+    isNormalizedAbsolute,
+    "--state-dir must be an absolute, normalized path",
+  ),
   json: z.boolean(),
   recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
 });
@@ -36,6 +44,11 @@ export function checkCommand(): Command {
       "directory secrets may be written in (repeatable) (default: /run/secrets)",
       collect,
       [],
+    )
+    .option(
+      "--state-dir <dir>",
+      "the state directory sync will use; it must lie in no root",
+      DEFAULT_STATE_DIR,
     )
     .option("--json", "one JSON object per line", false)
     .option(

@@ -9,6 +9,7 @@ import { DEFAULT_MAP } from "../inputs.ts";
 import { createLogger } from "../log.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
 import { run, type RunOptions } from "../run.ts";
+import { DEFAULT_STATE_DIR } from "../state.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, and how to log. */
@@ -18,7 +19,6 @@ export interface SyncOptions extends RunOptions {
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
 const DEFAULT_IMDS = "http://169.254.169.254/opc/v2/";
-const DEFAULT_STATE_DIR = "/run/oci-secretsync";
 
 const url = (flag: string) =>
   z.string().refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
