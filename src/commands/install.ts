@@ -16,7 +16,7 @@ import { z } from "zod";
 import { UNIT_NAMES, type UnitName, UNITS } from "../assets.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { dirname, isNormalizedAbsolute } from "../paths.ts";
-import { hostEnv, runCommand } from "../reload/command.ts";
+import { hostEnv, runCommand } from "../host/command.ts";
 import {
   accessProblems,
   explainNotCapable,

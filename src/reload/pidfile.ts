@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { hostEnv, runCommand } from "./command.ts";
+import { hostEnv, runCommand } from "../host/command.ts";
 import { ReloadError } from "./runtime.ts";
 
 const MAX_PID = 4_194_304; // the kernel's largest pid_max

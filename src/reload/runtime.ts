@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { type CommandResult, hostEnv, runCommand } from "./command.ts";
+import { type CommandResult, hostEnv, runCommand } from "../host/command.ts";
 
 /** A signal name, normalized without the `SIG` prefix: `"HUP"`, `"USR1"`, `"RTMIN+3"`. */
 export type Signal = string;

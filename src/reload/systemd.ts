@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { hostEnv, runCommand } from "./command.ts";
+import { hostEnv, runCommand } from "../host/command.ts";
 import { ReloadError } from "./runtime.ts";
 
 /** Options of {@linkcode systemctl}. */
