@@ -185,10 +185,16 @@ async function runUnsafe(
   for (const message of unsafe) log.log("error", "state", message, { event: "state_unusable" });
   if (unsafe.length > 0) return { code: 2 };
   let lock: RunLock;
+  const locking = acquireRunLock(options.stateDir, options.lockTimeoutMs);
   try {
-    lock = await untilStopped(acquireRunLock(options.stateDir, options.lockTimeoutMs), deps.signal);
+    lock = await untilStopped(locking, deps.signal);
   } catch (error) {
-    if (error === STOPPED) return { code: 1 };
+    if (error === STOPPED) {
+      // Stopped while waiting: a lock obtained later is let go at once (a long-lived caller
+      // goes on living). A failure to obtain it needs no report: this run is over.
+      locking.then((late) => late.release(), () => {});
+      return { code: 1 };
+    }
     log.log("error", "lock", messageOf(error), { event: "lock_timeout" });
     return { code: 1 };
   }

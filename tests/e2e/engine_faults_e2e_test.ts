@@ -311,3 +311,38 @@ Deno.test("SIGTERM or SIGINT mid-run: a log line, no partial write, the lock rel
     });
   }
 });
+
+Deno.test("SIGTERM while waiting for another run's lock: a log line and exit 1 at once", async () => {
+  const oci = await startOciStandIn();
+  const ws = await makeWorkspace();
+  try {
+    oci.setSecret(ID, secretValue("v"));
+    await ws.writeMap([`${ID},${ws.root}/a,0600`]);
+    await Deno.mkdir(ws.stateDir, { mode: 0o700 });
+    const holder = new Deno.Command("flock", { args: ["-o", `${ws.stateDir}/lock`, "sleep", "30"] })
+      .spawn();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const child = cli(syncArgs(ws, oci, "--lock-timeout", "30"), {
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      await new Promise((r) => setTimeout(r, 1_500));
+      const sent = Date.now();
+      child.kill("SIGTERM");
+      const output = await child.output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.ok(Date.now() - sent < 3_000, `took ${Date.now() - sent} ms to stop`);
+      assert.equal(output.code, 1, stderr);
+      assert.match(stderr, /\[WARN\] \(run\) Received SIGTERM/);
+      assert.equal(await exists(`${ws.root}/a`), false);
+      assert.equal(oci.secretCalls(ID), 0);
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.status;
+    }
+  } finally {
+    await ws.cleanup();
+    await oci.close();
+  }
+});
