@@ -25,7 +25,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Entry, MapProblem, Target } from "./map.ts";
+import type { Entry, MapProblem } from "./map.ts";
 import { targetLabel } from "./plan.ts";
 import { normalizeSignal, RELOAD_SIGNALS } from "./signals.ts";
 import nginx from "../recipes/nginx.ts";
@@ -271,7 +271,7 @@ export function recipeProblems(entries: readonly Entry[], registry: RecipeRegist
       }
       signal = recipe?.reload.signal;
     }
-    const ban = signal ? signalBan(forbidden, entry.target, signal) : undefined;
+    const ban = signal ? forbidden.get(label)?.get(signal) : undefined;
     if (signal && ban) {
       problems.push({
         line: entry.line,
@@ -284,15 +284,6 @@ export function recipeProblems(entries: readonly Entry[], registry: RecipeRegist
   return problems;
 }
 
-/** The map line and recipe that forbid a signal to a target. */
-export interface SignalBan {
-  line: number;
-  recipe: string;
-}
-
-/** Target label → signal → the first line whose recipe forbids it (see {@link forbiddenSignals}). */
-export type ForbiddenSignals = Map<string, Map<string, SignalBan>>;
-
 /**
  * Signals that must never reach each target, because a line reloads that target with a recipe
  * listing them in `neverSignals`: target label → signal → the first such line and recipe.
@@ -300,8 +291,8 @@ export type ForbiddenSignals = Map<string, Map<string, SignalBan>>;
 export function forbiddenSignals(
   entries: readonly Entry[],
   registry: RecipeRegistry,
-): ForbiddenSignals {
-  const result: ForbiddenSignals = new Map();
+): Map<string, Map<string, { line: number; recipe: string }>> {
+  const result = new Map<string, Map<string, { line: number; recipe: string }>>();
   for (const entry of entries) {
     if (!entry.target || entry.reload?.kind !== "recipe") continue;
     const recipe = registry.get(entry.reload.name)?.recipe;
@@ -314,19 +305,6 @@ export function forbiddenSignals(
     result.set(label, signals);
   }
   return result;
-}
-
-/**
- * Whether `signal` must not be sent to `target`, and which line forbids it. The one check for
- * `neverSignals`: the map check (before anything is fetched) and the reloader (before each
- * step) both ask it.
- */
-export function signalBan(
-  forbidden: ForbiddenSignals,
-  target: Target,
-  signal: string,
-): SignalBan | undefined {
-  return forbidden.get(targetLabel(target))?.get(signal);
 }
 
 /** How a recipe's reload reads in one line: `signal HUP`, `exec postfix reload`, `none`. */

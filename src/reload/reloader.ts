@@ -23,7 +23,6 @@ import {
   forbiddenSignals,
   type Recipe,
   type RecipeRegistry,
-  signalBan,
 } from "../recipes.ts";
 import type { Reloader, ReloadOutcome } from "../sync.ts";
 import { signalPidfile } from "./pidfile.ts";
@@ -39,10 +38,8 @@ export type ReloadStep =
   | { kind: "signal-container"; signal: string }
   /** Run a command in the container; a non-zero exit fails the reload. */
   | { kind: "exec"; command: string[] }
-  /** Signal the unit's main process (`systemctl kill --kill-who=main --signal=SIGx`). */
-  | { kind: "signal-unit"; unit: string; signal: string }
-  /** Run the unit's own ExecReload (`systemctl reload`). */
-  | { kind: "reload-unit"; unit: string }
+  /** Run `systemctl ARGS`. */
+  | { kind: "systemctl"; args: string[] }
   /** Signal the process named by the pidfile. */
   | { kind: "signal-pidfile"; signal: string }
   /** Log a warning; nothing is sent. */
@@ -81,7 +78,7 @@ export function reloadSteps(target: Target, reload: Reload, recipe?: Recipe): Re
     }
     case "unit":
       return exec || recipe.validate
-        ? [{ kind: "reload-unit", unit: target.name }]
+        ? [{ kind: "systemctl", args: reloadUnitArgs(target.name) }]
         : [signalStep(target, signal!)];
     case "pidfile": {
       if (exec) {
@@ -108,21 +105,9 @@ function signalStep(target: Target, signal: string): ReloadStep {
     case "container":
       return { kind: "signal-container", signal };
     case "unit":
-      return { kind: "signal-unit", unit: target.name, signal };
+      return { kind: "systemctl", args: signalUnitArgs(target.name, signal) };
     case "pidfile":
       return { kind: "signal-pidfile", signal };
-  }
-}
-
-/** The signal a step sends, if it sends one. */
-export function stepSignal(step: ReloadStep): string | undefined {
-  switch (step.kind) {
-    case "signal-container":
-    case "signal-unit":
-    case "signal-pidfile":
-      return step.signal;
-    default:
-      return undefined;
   }
 }
 
@@ -135,10 +120,8 @@ export function stepText(step: ReloadStep, label: string): string {
       return `send ${step.signal} to the main process (PID 1) of ${label}`;
     case "exec":
       return `run "${commandText(step.command)}" in ${label}; if it fails, exit 1`;
-    case "signal-unit":
-      return `run "systemctl ${signalUnitArgs(step.unit, step.signal).join(" ")}"`;
-    case "reload-unit":
-      return `run "systemctl ${reloadUnitArgs(step.unit).join(" ")}"`;
+    case "systemctl":
+      return `run "systemctl ${step.args.join(" ")}"`;
     case "signal-pidfile":
       return `send ${step.signal} to the process whose PID is in ${label.slice(8)}`;
     case "warn":
@@ -181,8 +164,12 @@ export function createReloader(options: ReloaderOptions): Reloader {
       const recipe = reload.kind === "recipe" ? recipes.get(reload.name)?.recipe : undefined;
       const steps = reloadSteps(target, reload, recipe);
       for (const step of steps) {
-        const signal = stepSignal(step);
-        const ban = signal ? signalBan(forbidden, target, signal) : undefined;
+        const signal = step.kind === "signal-container" || step.kind === "signal-pidfile"
+          ? step.signal
+          : step.kind === "systemctl" && step.args[0] === "kill"
+          ? step.args[2].slice("--signal=SIG".length)
+          : undefined;
+        const ban = signal ? forbidden.get(label)?.get(signal) : undefined;
         if (ban) {
           throw new ReloadError(
             `Refusing to send ${signal} to ${label}: map line ${ban.line} reloads it with ` +
@@ -215,16 +202,11 @@ export function createReloader(options: ReloaderOptions): Reloader {
       }
       case "signal-container":
         return await (await containers()).signal((target as { name: string }).name, step.signal);
-      case "signal-unit":
-      case "reload-unit": {
-        const args = step.kind === "signal-unit"
-          ? signalUnitArgs(step.unit, step.signal)
-          : reloadUnitArgs(step.unit);
-        return await systemctl(args, {
+      case "systemctl":
+        return await systemctl(step.args, {
           bin: options.systemctl,
           timeoutMs: options.systemctlTimeoutMs,
         });
-      }
       case "signal-pidfile":
         await signalPidfile((target as { path: string }).path, step.signal);
         return;

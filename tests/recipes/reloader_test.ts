@@ -236,11 +236,8 @@ Deno.test("unit: targets go through systemctl (a fake one records its argv)", as
       });
       const before = (await argv()).length;
       const error = await reloadError(() => guarded.reload(action(ldap, HUP)));
-      assert.equal(
-        error.message,
-        "Refusing to send HUP to unit:slapd.service: map line 2 reloads it with recipe " +
-          "openldap, which never sends HUP",
-      );
+      assert.match(error.message, /^Refusing to .*unit:slapd\.service/);
+      assert.match(error.message, /line 2 .*openldap.*never sends HUP/);
       assert.equal((await argv()).length, before, "systemctl was not run");
     });
     await t.step("systemctl's failure is the reload's failure", async () => {
