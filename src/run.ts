@@ -27,7 +27,7 @@ import {
   stateFile,
   writeState,
 } from "./state.ts";
-import { exitCodeOf, messageOf, sync, type SyncReport } from "./sync.ts";
+import { exitCodeOf, INTERRUPTED, messageOf, sync, type SyncReport } from "./sync.ts";
 import { openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
 import { ensureParent, removeStaleTempFiles, UnsafePathError } from "./write.ts";
 
@@ -395,6 +395,25 @@ function withoutUndefined(record: EntryState): EntryState {
   ) as EntryState;
 }
 
+/**
+ * `source`, stopped by `signal`: no fetch starts once it fired, and one it cut short (the
+ * vault's own deadline includes the signal) fails as interrupted rather than as a vault error.
+ */
+function stoppable(source: SecretSource, signal: AbortSignal | undefined): SecretSource {
+  if (!signal) return source;
+  return {
+    async fetch(secretId) {
+      if (signal.aborted) throw new Error(INTERRUPTED);
+      try {
+        return await source.fetch(secretId);
+      } catch (error) {
+        throw signal.aborted ? new Error(INTERRUPTED) : error;
+      }
+    },
+    close: () => source.close(),
+  };
+}
+
 /** Where fetches go when there is no vault: each fails, and every file stays as it is. */
 const NO_SOURCE: SecretSource = {
   fetch: () => Promise.reject(new Error("not fetched: OCI Vault is unavailable")),
@@ -450,7 +469,12 @@ async function syncOnce(
       entries,
       log,
     });
-    return await sync(entries, { source, reloader, log, oweReloads }, {
+    return await sync(entries, {
+      source: stoppable(source, deps.signal),
+      reloader,
+      log,
+      oweReloads,
+    }, {
       roots: options.roots,
       dryRun: options.dryRun,
       concurrency: options.concurrency,

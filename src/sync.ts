@@ -7,7 +7,7 @@
  */
 import type { Entry } from "./map.ts";
 import type { Logger } from "./log.ts";
-import { innermostRoot } from "./paths.ts";
+import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
 import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
@@ -55,9 +55,9 @@ export interface SyncSettings {
    */
   secrets?: readonly string[];
   /**
-   * Stops the run early (SIGTERM, SIGINT): once it fires, no fetch, write or reload starts;
-   * those under way finish (a write is atomic, a reload bounded). Entries not done fail, and
-   * reloads not done stay owed.
+   * Stops the run early (SIGTERM, SIGINT): once it fires, no write or reload starts; those
+   * under way finish (a write is atomic, a reload bounded). Entries not done fail, and reloads
+   * not done stay owed. (Fetches are the source's to stop: see `run.ts`.)
    */
   signal?: AbortSignal;
 }
@@ -137,22 +137,12 @@ export async function sync(
 
   const secretIds = [...new Set(selected.map((e) => e.secretId))];
   const fetched = new Map<string, Fetched>();
-  const stopped = () => settings.signal?.aborted === true;
   await mapConcurrent(secretIds, settings.concurrency, async (secretId) => {
-    if (stopped()) {
-      fetched.set(secretId, { error: INTERRUPTED });
-      return;
-    }
     try {
       fetched.set(secretId, { bundle: await deps.source.fetch(secretId) });
     } catch (error) {
-      const reason = stopped()
-        ? INTERRUPTED
-        : error instanceof VaultError
-        ? error.reason
-        : messageOf(error);
+      const reason = error instanceof VaultError ? error.reason : messageOf(error);
       fetched.set(secretId, { error: reason });
-      if (reason === INTERRUPTED) return; // said once, below
       const paths = selected.filter((e) => e.secretId === secretId).map((e) => e.path);
       log.log(
         "error",
@@ -169,7 +159,7 @@ export async function sync(
   });
 
   // Decide first, act second: every file's change is known before the first write.
-  let planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
+  const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
   for (const entry of selected) {
     const result = fetched.get(entry.secretId);
     if (!result || "error" in result) {
@@ -193,6 +183,7 @@ export async function sync(
   const willReload = planned.filter((p) =>
     p.change === "content" && p.entry.target && p.entry.reload
   );
+  const unowed = new Set<Entry>();
   if (!settings.dryRun && willReload.length > 0 && deps.oweReloads) {
     try {
       await deps.oweReloads(willReload.map((p) => p.entry.path));
@@ -215,11 +206,13 @@ export async function sync(
           reason,
         });
       }
-      planned = planned.filter((p) => !willReload.includes(p));
+      for (const p of willReload) unowed.add(p.entry);
     }
   }
 
+  const stopped = () => settings.signal?.aborted === true;
   for (const { entry, bundle, change } of planned) {
+    if (unowed.has(entry)) continue;
     if (stopped()) {
       report.failures++;
       fail(entry, INTERRUPTED);
@@ -302,8 +295,8 @@ export async function sync(
   return report;
 }
 
-/** Why an entry was not done. */
-const INTERRUPTED = "the run was interrupted";
+/** Why an entry was not done when the run was stopped (its fetch, write or reload). */
+export const INTERRUPTED = "the run was interrupted";
 
 /** How the file differs from the secret; checks the directories on the way, never follows links. */
 async function changeOf(
@@ -376,7 +369,7 @@ function ownerText(entry: Entry): string {
 
 /** The innermost root holding `path`; the map parser guarantees there is one. */
 function rootOf(path: string, roots: string[]): string {
-  return innermostRoot(path, roots)!;
+  return roots.filter((root) => isInside(path, root)).sort((a, b) => b.length - a.length)[0];
 }
 
 /** The message of anything thrown, for log lines. */

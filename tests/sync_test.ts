@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type { Logger } from "../src/log.ts";
 import type { Entry } from "../src/map.ts";
 import type { ReloadAction } from "../src/plan.ts";
-import { exitCodeOf, sync, type SyncDeps, type SyncSettings } from "../src/sync.ts";
+import { exitCodeOf, INTERRUPTED, sync, type SyncDeps, type SyncSettings } from "../src/sync.ts";
 import { type SecretSource, VaultError } from "../src/vault/mod.ts";
 
 const encoder = new TextEncoder();
@@ -211,8 +211,9 @@ Deno.test("sync() stopped by its signal starts no write or reload and owes the r
       log: memoryLog(),
     }, settings(root, { signal: stop.signal, pendingReloads: [`${root}/db`] }));
     assert.equal(exitCodeOf(report), 1);
-    assert.deepEqual(vault.fetched, []);
+    // Fetches are the source's to stop (run.ts wraps it); writes and reloads are sync's.
     assert.deepEqual([...Deno.readDirSync(root)], []);
+    assert.deepEqual(report.results.map((r) => r.error), [INTERRUPTED, INTERRUPTED, INTERRUPTED]);
     assert.deepEqual(rl.reloads, []);
     assert.deepEqual(report.pendingReloads, [`${root}/db`]);
   }));
