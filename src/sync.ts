@@ -55,9 +55,9 @@ export interface SyncSettings {
    */
   secrets?: readonly string[];
   /**
-   * Stops the run early (SIGTERM, SIGINT): once it fires, no write or reload starts; those
-   * under way finish (a write is atomic, a reload bounded). Entries not done fail, and reloads
-   * not done stay owed. (Fetches are the source's to stop: see `run.ts`.)
+   * Stops the run early (SIGTERM, SIGINT): fired before the writes, none starts; fired later,
+   * no reload starts (one under way finishes: it is bounded). Entries not written fail, and
+   * reloads not done stay owed. Fetches are the source's to stop (see `run.ts`).
    */
   signal?: AbortSignal;
 }
@@ -183,7 +183,6 @@ export async function sync(
   const willReload = planned.filter((p) =>
     p.change === "content" && p.entry.target && p.entry.reload
   );
-  const unowed = new Set<Entry>();
   if (!settings.dryRun && willReload.length > 0 && deps.oweReloads) {
     try {
       await deps.oweReloads(willReload.map((p) => p.entry.path));
@@ -206,18 +205,20 @@ export async function sync(
           reason,
         });
       }
-      for (const p of willReload) unowed.add(p.entry);
+      planned.splice(0, planned.length, ...planned.filter((p) => !willReload.includes(p)));
     }
   }
-
-  const stopped = () => settings.signal?.aborted === true;
-  for (const { entry, bundle, change } of planned) {
-    if (unowed.has(entry)) continue;
-    if (stopped()) {
+  if (settings.signal?.aborted) {
+    // Stopped before the writes: none starts. Once started they all finish (they are local
+    // and quick, and their reloads are owed already).
+    for (const { entry } of planned) {
       report.failures++;
       fail(entry, INTERRUPTED);
-      continue;
     }
+    planned.length = 0;
+  }
+
+  for (const { entry, bundle, change } of planned) {
     try {
       await applyChange(entry, bundle, change, deps, settings);
       (change === "content" ? report.changed : report.adjusted).push(entry);
@@ -245,7 +246,7 @@ export async function sync(
       report.reloaded.push(action);
       continue;
     }
-    if (stopped()) {
+    if (settings.signal?.aborted) {
       report.failures++;
       report.pendingReloads.push(...action.paths);
       log.log("warn", "reload", `Not reloading ${what}: ${INTERRUPTED}; owed to the next run`, {
