@@ -6,12 +6,14 @@
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
+ * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)
  * ```
  *
  * @module
  */
 import { Command, CommanderError } from "commander";
 import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
+import { envWrapperCommand, parseEnvWrapperArgs, runEnvWrapper } from "./commands/env_wrapper.ts";
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
@@ -24,6 +26,10 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   check: (args) => runCheck(parseCheckArgs(args)),
   install: (args) => runInstall(parseInstallArgs(args)),
   recipe: (args) => runRecipe(parseRecipeArgs(args)),
+  "env-wrapper": (args) => {
+    parseEnvWrapperArgs(args);
+    return runEnvWrapper();
+  },
 };
 
 /** The top-level program, for `--help` and `--version`. */
@@ -37,6 +43,7 @@ function program(): Command {
     .addCommand(checkCommand())
     .addCommand(installCommand())
     .addCommand(recipeCommand())
+    .addCommand(envWrapperCommand())
     .addHelpText(
       "after",
       "\nExit codes: 0 nothing changed, 3 something changed, 1 some entry failed, 2 usage or map error.",

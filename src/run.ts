@@ -28,7 +28,8 @@ import {
   writeState,
 } from "./state.ts";
 import { exitCodeOf, INTERRUPTED, messageOf, sync, type SyncReport } from "./sync.ts";
-import { openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
+import { entrySelector } from "./reference.ts";
+import { credentialFiles, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
 import { ensureParent, removeStaleTempFiles, UnsafePathError } from "./write.ts";
 
 /** What a run does; `sync`'s flags, parsed. */
@@ -146,12 +147,7 @@ async function runUnsafe(
   if (!entries) return { code: 2 };
   const denied = accessProblems({
     write: options.dryRun ? [] : [...options.roots, options.stateDir],
-    read: [
-      ...(options.auth.mode === "api_key" && options.auth.configFile
-        ? [options.auth.configFile]
-        : []),
-      ...(options.dryRun ? [options.stateDir] : []),
-    ],
+    read: [...credentialFiles(options.auth), ...(options.dryRun ? [options.stateDir] : [])],
     net: deps.source ? [] : [
       options.endpoint,
       ...(options.auth.mode === "instance_principal"
@@ -402,10 +398,10 @@ function withoutUndefined(record: EntryState): EntryState {
 function stoppable(source: SecretSource, signal: AbortSignal | undefined): SecretSource {
   if (!signal) return source;
   return {
-    async fetch(secretId) {
+    async fetch(secretId, query) {
       if (signal.aborted) throw new Error(INTERRUPTED);
       try {
-        return await source.fetch(secretId);
+        return await (query ? source.fetch(secretId, query) : source.fetch(secretId));
       } catch (error) {
         throw signal.aborted ? new Error(INTERRUPTED) : error;
       }
@@ -433,9 +429,7 @@ async function syncOnce(
   oweReloads?: (paths: string[]) => Promise<void>,
 ): Promise<SyncReport> {
   const { log } = deps;
-  const selected = options.secrets
-    ? entries.filter((e) => options.secrets!.includes(e.secretId))
-    : entries;
+  const selected = options.secrets ? entries.filter(entrySelector(options.secrets)) : entries;
   let source: SecretSource = deps.source ?? NO_SOURCE;
   let opened = false;
   try {
@@ -481,6 +475,7 @@ async function syncOnce(
       pendingReloads,
       secrets: options.secrets,
       signal: deps.signal,
+      stage: options.stage,
     });
   } finally {
     if (opened) source.close();

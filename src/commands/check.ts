@@ -10,6 +10,7 @@ import { createLogger } from "../log.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
 import { targetLabel } from "../plan.ts";
 import { DEFAULT_STATE_DIR } from "../state.ts";
+import { fetchKey, referenceOf } from "../reference.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync check`. */
@@ -72,7 +73,8 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   if (!recipes) return 2;
   const entries = await loadMap(options, log, recipes);
   if (!entries) return 2;
-  const secrets = new Set(entries.map((e) => e.secretId)).size;
+  // What a sync fetches: one per distinct secret and version, whatever keys lines take.
+  const secrets = new Set(entries.map((e) => fetchKey(referenceOf(e)))).size;
   const targets = new Set(entries.flatMap((e) => (e.target ? [targetLabel(e.target)] : []))).size;
   log.log(
     "info",
