@@ -30,6 +30,7 @@ import {
 import { exitCodeOf, INTERRUPTED, messageOf, sync, type SyncReport } from "./sync.ts";
 import { entrySelector } from "./reference.ts";
 import { credentialFiles, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
+import { oneLine } from "./text.ts";
 import { ensureParent, removeStaleTempFiles, UnsafePathError } from "./write.ts";
 
 /** What a run does; `sync`'s flags, parsed. */
@@ -55,6 +56,8 @@ export interface RunOptions {
   lockTimeoutMs: number;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** `--allow-stop-signals`: a reload may send KILL, STOP, TERM, INT or QUIT. @default false */
+  allowStopSignals?: boolean;
   /**
    * Only the map entries of these secret references (the map's first column) are fetched and
    * brought in line; the others keep their recorded state. Reloads owed from earlier runs still
@@ -367,7 +370,7 @@ export function recordEntries(
     if (!result) {
       record = prior;
     } else if (result.status === "failed") {
-      record = { ...prior, secretId: entry.secretId, error: result.error };
+      record = { ...prior, secretId: entry.secretId, error: reasonText(result.error) };
     } else {
       const changed = result.status === "changed";
       record = {
@@ -377,13 +380,20 @@ export function recordEntries(
         checkedAt: at,
         // A certificate's expiry belongs to the content it was read from.
         notAfter: changed ? undefined : prior?.notAfter,
-        error: result.error,
+        error: reasonText(result.error),
       };
     }
     if (record) records[entry.path] = withoutUndefined(record);
   }
   return records;
 }
+
+/** A reason as `state.json` keeps it: control characters stripped, one line, capped. */
+function reasonText(reason: string | undefined): string | undefined {
+  return reason === undefined ? undefined : oneLine(reason, MAX_REASON_CHARS);
+}
+
+const MAX_REASON_CHARS = 500;
 
 function withoutUndefined(record: EntryState): EntryState {
   return Object.fromEntries(
@@ -462,6 +472,7 @@ async function syncOnce(
       recipes,
       entries,
       log,
+      allowStopSignals: options.allowStopSignals,
     });
     return await sync(entries, {
       source: stoppable(source, deps.signal),
