@@ -56,6 +56,8 @@ export interface RunOptions {
   lockTimeoutMs: number;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** Vault requests per second at most (`--rate`); none when not given. */
+  rate?: number;
   /** `--allow-stop-signals`: a reload may send KILL, STOP, TERM, INT or QUIT. @default false */
   allowStopSignals?: boolean;
   /**
@@ -455,6 +457,7 @@ async function syncOnce(
           ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), deps.signal])
           : AbortSignal.timeout(options.timeoutMs),
         maxBytes: options.maxBytes,
+        rate: options.rate,
       });
       opened = true;
     }
