@@ -5,6 +5,7 @@
  * secretsync sync  [--map FILE] [--root DIR] …   # fetch, write, reload
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
+ * secretsync uninstall [--dry-run]               # stop and remove them; keep map and secrets
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
  * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)
  * ```
@@ -17,7 +18,9 @@ import { envWrapperCommand, parseEnvWrapperArgs, runEnvWrapper } from "./command
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
+import { parseUninstallArgs, runUninstall, uninstallCommand } from "./commands/uninstall.ts";
 import { UsageError } from "./commands/usage.ts";
+import { errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
@@ -27,6 +30,7 @@ const commands = new Map<string, (args: string[]) => Promise<number>>([
   ["sync", (args) => runSync(parseSyncArgs(args))],
   ["check", (args) => runCheck(parseCheckArgs(args))],
   ["install", (args) => runInstall(parseInstallArgs(args))],
+  ["uninstall", (args) => runUninstall(parseUninstallArgs(args))],
   ["recipe", (args) => runRecipe(parseRecipeArgs(args))],
   ["env-wrapper", (args) => {
     parseEnvWrapperArgs(args);
@@ -50,6 +54,7 @@ function program(): Command {
     .addCommand(syncCommand())
     .addCommand(checkCommand())
     .addCommand(installCommand())
+    .addCommand(uninstallCommand())
     .addCommand(recipeCommand())
     .addCommand(envWrapperCommand())
     .addHelpText(
@@ -75,12 +80,12 @@ export async function main(args: string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof UsageError) {
-      console.error(`secretsync: ${error.message}`);
+      console.error(errorText(`secretsync: ${error.message}`));
       return 2;
     }
     if (error instanceof Deno.errors.NotCapable) {
       // Something this build may not touch, found only on the way: say how to proceed.
-      console.error(`secretsync: ${explainNotCapable(error)}`);
+      console.error(errorText(`secretsync: ${explainNotCapable(error)}`));
       return 1;
     }
     // Nothing should reach here (each command reports its own failures); if something does,
