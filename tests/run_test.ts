@@ -168,6 +168,8 @@ Deno.test("recordEntries() keeps a reason on one line, without control character
     adjusted: [],
     reloaded: [],
     pendingReloads: [],
+    rolledBack: [],
+    certificates: [],
     failures: 1,
     results: [{
       entry,
