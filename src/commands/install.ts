@@ -271,6 +271,27 @@ async function installProblems(options: InstallOptions, deps: InstallDeps): Prom
       problems.push(`Cannot install: ${file} exists and is not a regular file (a symlink?)`);
     }
   }
+  // The map and secretsync.env are kept, not replaced: they must already be safe. The env file
+  // sets the flags and the environment (PATH, LD_PRELOAD, …) of a service running as root, and
+  // systemd checks neither its owner nor its mode.
+  if (config && (await Deno.stat(options.configDir).then((i) => i.isDirectory, () => false))) {
+    for (const name of ["map.csv", ENV_FILE_NAME]) {
+      const file = `${options.configDir}/${name}`;
+      const info = await Deno.lstat(file).catch(() => undefined);
+      if (!info) continue;
+      if (!info.isFile) {
+        problems.push(`Cannot install: ${file} exists and is not a regular file (a symlink?)`);
+        continue;
+      }
+      const why = ownershipProblem(info, { owners: "root-or-self" });
+      if (why) {
+        problems.push(
+          `Cannot install: ${file} cannot be used: ${why} (root runs what it says; ` +
+            `chown root:root and chmod 0644 it)`,
+        );
+      }
+    }
+  }
 
   if (options.enable && !options.dryRun && problems.length === 0) {
     try {

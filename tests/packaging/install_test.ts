@@ -339,6 +339,30 @@ Deno.test("issue 8 #15: install checks every directory and systemctl before it c
       return {};
     }, /exists and is not a regular file/],
     ["systemctl is missing", () => Promise.resolve({ enable: true }), /systemctl is not on PATH/],
+    // The env file sets the flags and environment (PATH, LD_PRELOAD, …) of a root service.
+    ["an existing secretsync.env is group-writable", async (_host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.writeTextFile(`${o.configDir}/secretsync.env`, "SECRETSYNC_ARGS=\n");
+      await Deno.chmod(`${o.configDir}/secretsync.env`, 0o664);
+      return {};
+    }, /secretsync.env cannot be used: mode 0664 lets group or others write it/],
+    ["an existing secretsync.env is owned by another user", async (_host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.writeTextFile(`${o.configDir}/secretsync.env`, "SECRETSYNC_ARGS=\n");
+      await Deno.chown(`${o.configDir}/secretsync.env`, 4242, 4242);
+      return {};
+    }, /secretsync.env cannot be used: it is owned by uid 4242/],
+    ["an existing secretsync.env is a symlink", async (host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.symlink(`${host}/elsewhere.env`, `${o.configDir}/secretsync.env`);
+      return {};
+    }, /secretsync.env exists and is not a regular file/],
+    ["an existing map.csv is world-writable", async (_host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.writeTextFile(`${o.configDir}/map.csv`, "# mine\n");
+      await Deno.chmod(`${o.configDir}/map.csv`, 0o666);
+      return {};
+    }, /map.csv cannot be used: mode 0666 lets group or others write it/],
   ];
   for (const [name, spoil, pattern] of cases) {
     await t.step(name, () =>
