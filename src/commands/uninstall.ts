@@ -27,6 +27,7 @@ import {
   SECRETS_MOUNT,
   STATE_DIR,
 } from "../units.ts";
+import { oneLine } from "../text.ts";
 import { unitPathOption, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync uninstall`. */
@@ -131,6 +132,17 @@ export async function runUninstall(
         `Cannot uninstall: --systemd-dir "${options.systemdDir}" is not an existing directory`,
       ]);
     }
+    // Install writes files; a directory by one of their names is someone else's (a checkout
+    // named secretsync in --prefix-bin): it is never removed, and nothing else is either.
+    const directories = [];
+    for (const path of [binary, binaryTempOf(options.prefixBin), ...units.map((u) => u.path)]) {
+      if (await isRealDirectory(path)) {
+        directories.push(
+          `Cannot uninstall: ${path} is a directory, not a file install writes: not removed`,
+        );
+      }
+    }
+    if (directories.length > 0) throw new UninstallError(directories);
     const present = new Set<string>();
     for (const unit of units) if (await exists(unit.path)) present.add(unit.name);
 
@@ -227,7 +239,7 @@ async function runSystemctl(
     }
     if (result.code !== 0) {
       throw new UninstallError([
-        `${line} failed (exit code ${result.code}): ${result.output.trim() || "no output"}`,
+        `${line} failed (exit code ${result.code}): ${oneLine(result.output) || "no output"}`,
       ]);
     }
     deps.log.log("info", "uninstall", `Ran ${line}`, { event: "ran", command: line });
@@ -266,6 +278,11 @@ async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   });
+}
+
+/** Whether `path` is a directory itself (not a symlink to one). */
+async function isRealDirectory(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then((info) => info.isDirectory, () => false);
 }
 
 async function isDirectory(path: string): Promise<boolean> {

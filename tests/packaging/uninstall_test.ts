@@ -183,6 +183,46 @@ Deno.test("runUninstall() stops before removing anything when systemctl fails", 
     }
   }));
 
+Deno.test("runUninstall() refuses a directory where the binary or a unit should be, and removes nothing", async (t) => {
+  // e.g. a checkout named secretsync in --prefix-bin: it used to be deleted recursively.
+  for (const place of ["bin/secretsync", "systemd/oci-secretsync.service"]) {
+    await t.step(place, () =>
+      withInstalledHost(async (host) => {
+        const path = `${host.root}/${place}`;
+        await Deno.remove(path);
+        await Deno.mkdir(`${path}/src`, { recursive: true });
+        await Deno.writeTextFile(`${path}/src/main.ts`, "// someone's work\n");
+        const log = memoryLogger();
+        const code = await runUninstall(host.uninstall, {
+          log,
+          systemctl: host.systemctl,
+          secretsDir: host.secretsDir,
+          stateDir: host.stateDir,
+        });
+        assert.equal(code, 1, log.text());
+        assert.match(log.text(), /is a directory, not a file install writes: not removed/);
+        assert.equal(await Deno.readTextFile(`${path}/src/main.ts`), "// someone's work\n");
+        for (const name of INSTALLED_UNITS) {
+          assert.ok(await exists(`${host.install.systemdDir}/${name}`), name);
+        }
+        assert.deepEqual(host.calls, [], "no systemctl before the checks pass");
+      }));
+  }
+});
+
+Deno.test("runUninstall() puts systemctl's output on one line", () =>
+  withInstalledHost(async (host) => {
+    const log = memoryLogger();
+    await runUninstall(host.uninstall, {
+      log,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+      systemctl: () =>
+        Promise.resolve({ code: 1, output: "Failed to disable unit.\nHost is down\n" }),
+    });
+    assert.match(log.text(), /failed \(exit code 1\): Failed to disable unit\. \| Host is down$/m);
+  }));
+
 Deno.test("secretsync uninstall under the compiled flags: systemctl from PATH, exit 2 outside its paths", () =>
   withInstalledHost(async (host) => {
     const fakebin = `${host.root}/fakebin`;
