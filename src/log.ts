@@ -75,7 +75,7 @@ export type StreamStyle = "journal" | "color" | "plain";
 /**
  * Decides how lines to a stream look: journald's priority prefixes when the stream is the one
  * `JOURNAL_STREAM` names (`DEV:INO`; when the stream cannot be examined, the variable alone
- * decides), colour on a terminal unless `NO_COLOR` is set (to anything, even empty), plain
+ * decides; a terminal never is), colour on a terminal unless `NO_COLOR` is set (to anything, even empty), plain
  * otherwise. Pure.
  *
  * @example
@@ -91,7 +91,9 @@ export function streamStyle(input: {
   terminal: boolean;
   noColor?: string;
 }): StreamStyle {
-  if (input.journalStream) {
+  // A terminal is never the journal's socket: JOURNAL_STREAM there was inherited (a desktop
+  // terminal started by systemd --user has it), and priorities would only clutter the screen.
+  if (input.journalStream && !input.terminal) {
     const [dev, ino] = input.journalStream.split(":").map(Number);
     if (!input.stream || (input.stream.dev === dev && input.stream.ino === ino)) return "journal";
   }
@@ -127,8 +129,9 @@ export function formatLine(
 export function errorText(
   text: string,
   env: (name: string) => string | undefined = readEnv,
+  terminal: boolean = Deno.stderr.isTerminal(),
 ): string {
-  const style = streamStyle({ journalStream: env("JOURNAL_STREAM"), terminal: false });
+  const style = streamStyle({ journalStream: env("JOURNAL_STREAM"), terminal });
   return style === "journal" ? `<${SYSLOG_PRIORITY.error}>${text}` : text;
 }
 
