@@ -135,6 +135,18 @@ export function errorText(
   return style === "journal" ? `<${SYSLOG_PRIORITY.error}>${text}` : text;
 }
 
+/**
+ * Commander's output settings for its own errors (unknown option, missing argument, …): each
+ * line through {@linkcode errorText}, so a typo in the service's `SECRETSYNC_ARGS` shows up in
+ * `journalctl -p err` too. Pass to `Command.configureOutput()`.
+ */
+export const COMMANDER_ERROR_OUTPUT = {
+  outputError(text: string, write: (text: string) => void): void {
+    const prefix = errorText(""); // "<3>" for the journal, else nothing
+    write(text.replace(/^(?=.)/gm, prefix));
+  },
+};
+
 /** Creates a logger writing human lines, or JSON lines when `json` is set. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const stdout = options.stdout ?? Deno.stdout;

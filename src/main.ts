@@ -20,7 +20,7 @@ import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts"
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
 import { parseUninstallArgs, runUninstall, uninstallCommand } from "./commands/uninstall.ts";
 import { UsageError } from "./commands/usage.ts";
-import { errorText } from "./log.ts";
+import { COMMANDER_ERROR_OUTPUT, errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
@@ -72,7 +72,7 @@ export async function main(args: string[]): Promise<number> {
     // Help goes through the whole program, so `sync --help` and `help sync` print the same
     // text, with the same `Usage: secretsync sync …` line.
     if (handler && !asksForHelp(args)) return await handler(args.slice(1));
-    program().exitOverride().parse(args, { from: "user" });
+    program().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT).parse(args, { from: "user" });
     return 2; // a bare `secretsync` printed help and must not look like success
   } catch (error) {
     if (error instanceof CommanderError) {

@@ -140,6 +140,15 @@ Deno.test("secretsync under the release permissions prefixes priorities when JOU
     assert.equal(usage.code, 2);
     assert.match(decode(usage.stderr), /^<3>secretsync: /);
 
+    // Commander's own errors: a typo in secretsync.env's SECRETSYNC_ARGS must reach -p err too.
+    for (const wrong of [["sync", "--concurency", "4"], ["nosuchcommand"], ["recipe", "show"]]) {
+      const typo = await cliCommand(wrong, { env: { JOURNAL_STREAM: "8:12345" } }).output();
+      assert.equal(typo.code, 2, wrong.join(" "));
+      const text = decode(typo.stderr);
+      assert.match(text, /^<3>/, wrong.join(" "));
+      for (const line of text.trim().split("\n")) assert.match(line, /^<3>/, text);
+    }
+
     const plain = await cliCommand(args, { paths: [dir] }).output();
     assert.equal(plain.code, 2);
     assert.match(decode(plain.stderr), /^\[ERROR\] \(map\) /);

@@ -13,7 +13,7 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { createLogger, type Logger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
 import { dirname } from "../paths.ts";
 import { systemctlOutcome } from "../reload/systemd.ts";
 import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
@@ -141,7 +141,7 @@ export function installCommand(): Command {
 
 /** Parses `install` arguments into options; throws UsageError on bad input. */
 export function parseInstallArgs(args: string[]): InstallOptions {
-  const command = installCommand().exitOverride();
+  const command = installCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   return validateOptions(installSchema, command.opts());
 }

@@ -6,7 +6,7 @@
 import { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_MAP } from "../inputs.ts";
-import { createLogger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger } from "../log.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
 import { run, type RunOptions } from "../run.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
@@ -175,7 +175,7 @@ export function syncCommand(): Command {
 
 /** Parses `sync` arguments into options; throws UsageError on bad input. */
 export function parseSyncArgs(args: string[]): SyncOptions {
-  const command = syncCommand().exitOverride();
+  const command = syncCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   const raw = command.opts();
   return validateOptions(syncSchema, { ...raw, roots: raw.root });

@@ -15,7 +15,7 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { createLogger, type Logger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
 import { systemctlOutcome } from "../reload/systemd.ts";
 import {
@@ -90,7 +90,7 @@ export function uninstallCommand(): Command {
 
 /** Parses `uninstall` arguments into options; throws UsageError on bad input. */
 export function parseUninstallArgs(args: string[]): UninstallOptions {
-  const command = uninstallCommand().exitOverride();
+  const command = uninstallCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   return validateOptions(uninstallSchema, command.opts());
 }
