@@ -98,7 +98,8 @@ SystemCallErrorNumber=EPERM
 # AF_UNIX: the docker CLI talks to /var/run/docker.sock (a socket: connect() works on a
 # read-only file system), systemctl to PID 1 for unit: targets. AF_INET/AF_INET6: OCI.
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-# Not set, on purpose: PrivateNetwork (OCI is remote), PrivateUsers and User= (writing files
+# Not set, on purpose: ProcSubset=pid (Deno reads /proc/sys/kernel/osrelease for the SDK's
+# User-Agent), PrivateNetwork (OCI is remote), PrivateUsers and User= (writing files
 # for other users and signalling their daemons needs root), IPAddressDeny (OCI's addresses
 # are not fixed).
 `,
