@@ -93,10 +93,11 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
  * `SECRETSYNC_ARGS` is appended to the service's `sync` command line.
  */
 export const EXAMPLE_ENV =
-  `# Environment of oci-secretsync.service (read by systemd, not by a shell: no quotes needed).
+  `# Environment of oci-secretsync.service (read by systemd, not by a shell). Keep it root's, 0644.
 # SECRETSYNC_ARGS is appended to the service's command line:
 #   secretsync sync --map /etc/oci-secretsync/map.csv --runtime <runtime> $SECRETSYNC_ARGS
-# Words are split on spaces. After a change nothing needs reloading: the next run reads it.
+# Words are split on spaces; quotes keep a word whole: --profile "my profile".
+# After a change nothing needs reloading: the next run reads it.
 #
 # Examples: remove the leading "# " to use one.
 # SECRETSYNC_ARGS=--auth api_key --profile DEFAULT
