@@ -295,16 +295,21 @@ async function installProblems(options: InstallOptions, deps: InstallDeps): Prom
   }
 
   if (options.enable && !options.dryRun && problems.length === 0) {
+    // Asks the running systemd, read-only: `systemctl --version` answers even where systemd
+    // is not PID 1 (a container, a chroot), and daemon-reload would then fail after the files
+    // were written.
+    const probeArgs = ["show", "--property=Version"];
+    const probeLine = `systemctl ${probeArgs.join(" ")}`;
     try {
-      const probe = await deps.systemctl(["--version"]);
+      const probe = await deps.systemctl(probeArgs);
       if (probe.code !== 0) {
         problems.push(
-          `Cannot install: "systemctl --version" failed (exit code ${probe.code}): ` +
+          `Cannot install: "${probeLine}" failed (exit code ${probe.code}): ` +
             `${oneLine(probe.output) || "no output"} (use --no-enable on a host without systemd)`,
         );
       }
     } catch (error) {
-      problems.push(`Cannot run systemctl --version: ${systemctlFailure(error)}`);
+      problems.push(`Cannot run ${probeLine}: ${systemctlFailure(error)}`);
     }
   }
   return problems;

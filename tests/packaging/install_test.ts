@@ -273,7 +273,7 @@ Deno.test("runInstall() reloads systemd and enables the mount and the timer", ()
     const enabled = { ...options, enable: true };
     assert.equal(await runInstall(enabled, { log, standalone: false, systemctl }), 0, log.text());
     assert.deepEqual(calls, [
-      ["--version"],
+      ["show", "--property=Version"],
       ["daemon-reload"],
       ["enable", "--now", "run-secrets.mount", "oci-secretsync.timer"],
     ]);
@@ -284,8 +284,8 @@ Deno.test("runInstall() reloads systemd and enables the mount and the timer", ()
       standalone: false,
       systemctl: (args) =>
         Promise.resolve(
-          args[0] === "--version"
-            ? { code: 0, output: "systemd 252\n" }
+          args[0] === "show"
+            ? { code: 0, output: "Version=252\n" }
             : { code: 1, output: "Failed to connect to bus\n" },
         ),
     });
@@ -382,6 +382,30 @@ Deno.test("issue 8 #15: install checks every directory and systemctl before it c
   }
 });
 
+Deno.test("install on a host where systemd is not running (a container, a chroot) changes nothing", () =>
+  withHost(async (host, options) => {
+    // What systemctl does there: it prints its version, and fails on anything that needs PID 1.
+    const systemctl: InstallDeps["systemctl"] = (args) =>
+      Promise.resolve(
+        args[0] === "--version" ? { code: 0, output: "systemd 252\n" } : {
+          code: 1,
+          output:
+            "System has not been booted with systemd as init system (PID 1). Can't operate.\n" +
+            "Failed to connect to bus: Host is down\n",
+        },
+      );
+    const before = await snapshot(host);
+    const log = memoryLogger();
+    const code = await runInstall({ ...options, enable: true }, {
+      log,
+      standalone: false,
+      systemctl,
+    });
+    assert.equal(code, 1);
+    assert.match(log.text(), /not been booted with systemd.*--no-enable/);
+    assert.deepEqual(await snapshot(host), before, "nothing changed");
+  }));
+
 Deno.test("issue 8 #15: install refuses / and the kernel's trees for every directory", () => {
   for (const flag of ["--prefix-bin", "--systemd-dir", "--config-dir"]) {
     for (const bad of ["/", "/proc", "/sys/x", "/dev/shm"]) {
@@ -436,7 +460,7 @@ Deno.test("secretsync install under the compiled flags runs systemctl from PATH,
     assert.equal(code, 0, decode(stderr));
     assert.equal(
       await Deno.readTextFile(`${host}/systemctl.log`),
-      "--version\ndaemon-reload\nenable --now run-secrets.mount oci-secretsync.timer\n",
+      "show --property=Version\ndaemon-reload\nenable --now run-secrets.mount oci-secretsync.timer\n",
     );
     assert.match(decode(stdout), /\[INFO\] \(install\) Ran systemctl enable --now/);
     assert.match(decode(stderr), /\[WARN\] \(install\) Running from source/);
