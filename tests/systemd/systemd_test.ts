@@ -136,9 +136,11 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
         "",
       ].join("\n"),
     );
+    // Quotes keep a word whole, as README says: a split "my profile" would be a stray
+    // argument, and sync would exit 2.
     await host.writeFile(
       "/etc/oci-secretsync/secretsync.env",
-      `SECRETSYNC_ARGS=${instancePrincipalArgs(oci).join(" ")}\n`,
+      `SECRETSYNC_ARGS=${instancePrincipalArgs(oci).join(" ")} --profile "my profile"\n`,
     );
     await host.exec(["mkdir", "-m", "0755", "-p", "/etc/oci-secretsync/recipes.d"]);
     await host.writeFile("/etc/oci-secretsync/recipes.d/marker.json", MARKER_RECIPE);
@@ -232,6 +234,7 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
       1,
     );
     assert.equal((await host.show("oci-secretsync.timer", ["LoadState"])).LoadState, "not-found");
+    assert.equal((await host.exec(["test", "-e", "/usr/local/bin/secretsync"])).code, 1);
     assert.equal(await fileSha(host, "/run/secrets/token"), await sha256Hex(values[0]));
     assert.equal(
       (await host.exec(["cat", "/etc/oci-secretsync/map.csv"])).code,
