@@ -23,6 +23,7 @@ import {
   DEFAULT_CONFIG_DIR,
   DEFAULT_PREFIX_BIN,
   DEFAULT_SYSTEMD_DIR,
+  enableLinks,
   INSTALLED_UNITS,
   SECRETS_MOUNT,
   STATE_DIR,
@@ -120,11 +121,19 @@ export async function runUninstall(
   const { log } = full;
   const binary = `${options.prefixBin}/secretsync`;
   const units = INSTALLED_UNITS.map((name) => ({ name, path: `${options.systemdDir}/${name}` }));
+  // What `systemctl disable` removes; removed by hand with --no-systemctl.
+  const links = INSTALLED_UNITS.flatMap(enableLinks).map((link) => `${options.systemdDir}/${link}`);
   let removed = 0;
   try {
     // Checks first: nothing changes unless every path is within reach.
     const purge = options.purgeSecrets ? [full.secretsDir, full.stateDir] : [];
-    const paths = [binary, binaryTempOf(options.prefixBin), ...units.map((u) => u.path), ...purge];
+    const paths = [
+      binary,
+      binaryTempOf(options.prefixBin),
+      ...units.map((u) => u.path),
+      ...(options.systemctl ? [] : links),
+      ...purge,
+    ];
     const problems = accessProblems({ read: paths, write: options.dryRun ? [] : paths });
     if (problems.length > 0) throw new UninstallError(problems, 2);
     if (!(await isDirectory(options.systemdDir))) {
@@ -163,6 +172,11 @@ export async function runUninstall(
 
     for (const unit of units) {
       if (present.has(unit.name)) removed += await remove(unit.path, options, log);
+    }
+    if (!options.systemctl) {
+      for (const link of links) {
+        if (await isSymlink(link)) removed += await remove(link, options, log);
+      }
     }
     if (present.size > 0) await runSystemctl([["daemon-reload"]], options, full);
     removed += await remove(binaryTempOf(options.prefixBin), options, log, true);
@@ -278,6 +292,10 @@ async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   });
+}
+
+async function isSymlink(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then((info) => info.isSymlink, () => false);
 }
 
 /** Whether `path` is a directory itself (not a symlink to one). */

@@ -210,6 +210,31 @@ Deno.test("runUninstall() refuses a directory where the binary or a unit should 
   }
 });
 
+Deno.test("runUninstall() --no-systemctl also removes the links enable made, as disable would", () =>
+  withInstalledHost(async (host) => {
+    const sd = host.install.systemdDir;
+    const links = [
+      `${sd}/timers.target.wants/oci-secretsync.timer`,
+      `${sd}/local-fs.target.wants/run-secrets.mount`,
+    ];
+    for (const link of links) {
+      await Deno.mkdir(link.slice(0, link.lastIndexOf("/")), { recursive: true });
+      await Deno.symlink(`${sd}/${link.slice(link.lastIndexOf("/") + 1)}`, link);
+    }
+    await Deno.writeTextFile(`${sd}/timers.target.wants/other.timer`, "not ours");
+    const log = memoryLogger();
+    const code = await runUninstall({ ...host.uninstall, systemctl: false }, {
+      log,
+      systemctl: host.systemctl,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+    });
+    assert.equal(code, 0, log.text());
+    assert.deepEqual(host.calls, []);
+    for (const link of links) assert.equal(await exists(link), false, link);
+    assert.ok(await exists(`${sd}/timers.target.wants/other.timer`), "another unit's link stays");
+  }));
+
 Deno.test("runUninstall() puts systemctl's output on one line", () =>
   withInstalledHost(async (host) => {
     const log = memoryLogger();
