@@ -28,6 +28,7 @@ import {
   SECRETS_MOUNT,
   STATE_DIR,
 } from "../units.ts";
+import { dirname } from "../paths.ts";
 import { oneLine } from "../text.ts";
 import { unitPathOption, validateOptions } from "./usage.ts";
 
@@ -56,6 +57,8 @@ export interface UninstallDeps {
   secretsDir: string;
   /** The run state directory, removed only with `--purge-secrets`. @default "/run/oci-secretsync" */
   stateDir: string;
+  /** Whether `path` is a mount point (another file system than its parent's). */
+  isMounted(path: string): Promise<boolean>;
 }
 
 const dir = unitPathOption;
@@ -117,6 +120,7 @@ export async function runUninstall(
     systemctl: deps.systemctl ?? systemctlOutcome,
     secretsDir: deps.secretsDir ?? SECRETS_MOUNT,
     stateDir: deps.stateDir ?? STATE_DIR,
+    isMounted: deps.isMounted ?? isMountPoint,
   };
   const { log } = full;
   const binary = `${options.prefixBin}/secretsync`;
@@ -154,6 +158,13 @@ export async function runUninstall(
     if (directories.length > 0) throw new UninstallError(directories);
     const present = new Set<string>();
     for (const unit of units) if (await exists(unit.path)) present.add(unit.name);
+    const mounted = options.purgeSecrets && (await full.isMounted(full.secretsDir));
+    if (mounted && !options.systemctl) {
+      throw new UninstallError([
+        `Cannot purge ${full.secretsDir}: it is still mounted, and with --no-systemctl nothing ` +
+        `unmounts it (umount ${full.secretsDir}, then again)`,
+      ]);
+    }
 
     const calls: string[][] = [];
     if (present.has("oci-secretsync.timer")) {
@@ -167,6 +178,10 @@ export async function runUninstall(
           ? ["disable", "--now", "run-secrets.mount"]
           : ["disable", "run-secrets.mount"],
       );
+    } else if (mounted) {
+      // A first uninstall kept the tmpfs mounted and removed the unit's file; systemd still
+      // knows the mount from the mount table, so it can stop (unmount) it.
+      calls.push(["stop", "run-secrets.mount"]);
     }
     await runSystemctl(calls, options, full);
 
@@ -276,7 +291,8 @@ async function remove(
     await Deno.remove(path, { recursive: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return 0;
-    if (error instanceof Deno.errors.Busy) {
+    // EBUSY arrives as a plain Error with code "EBUSY" (Deno has no class for it on remove).
+    if (error instanceof Deno.errors.Busy || (error as { code?: string }).code === "EBUSY") {
       throw new UninstallError([
         `Cannot remove ${path}: it is still mounted (systemctl stop run-secrets.mount, then again)`,
       ]);
@@ -292,6 +308,14 @@ async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   });
+}
+
+/** Whether `path` is on another file system than its parent: a mount point. */
+async function isMountPoint(path: string): Promise<boolean> {
+  const [here, parent] = await Promise.all([Deno.stat(path), Deno.stat(dirname(path))]).catch(
+    () => [undefined, undefined],
+  );
+  return here !== undefined && parent !== undefined && here.dev !== parent.dev;
 }
 
 async function isSymlink(path: string): Promise<boolean> {

@@ -235,6 +235,67 @@ Deno.test("runUninstall() --no-systemctl also removes the links enable made, as 
     assert.ok(await exists(`${sd}/timers.target.wants/other.timer`), "another unit's link stays");
   }));
 
+Deno.test("uninstall, then uninstall --purge-secrets: the tmpfs the first one kept is unmounted", () =>
+  withInstalledHost(async (host) => {
+    // After a first uninstall the mount unit's file is gone, but /run/secrets is still mounted
+    // (systemd still knows the mount from the mount table).
+    await Deno.remove(`${host.install.systemdDir}/run-secrets.mount`);
+    const log = memoryLogger();
+    const code = await runUninstall({ ...host.uninstall, purgeSecrets: true }, {
+      log,
+      systemctl: host.systemctl,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+      isMounted: (path) => Promise.resolve(path === host.secretsDir),
+    });
+    assert.equal(code, 0, log.text());
+    assert.ok(host.calls.includes("stop run-secrets.mount"), host.calls.join("; "));
+    assert.equal(await exists(host.secretsDir), false);
+  }));
+
+Deno.test("uninstall --purge-secrets --no-systemctl refuses a mounted /run/secrets, and removes nothing", () =>
+  withInstalledHost(async (host) => {
+    const log = memoryLogger();
+    const code = await runUninstall({ ...host.uninstall, purgeSecrets: true, systemctl: false }, {
+      log,
+      systemctl: host.systemctl,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+      isMounted: (path) => Promise.resolve(path === host.secretsDir),
+    });
+    assert.equal(code, 1);
+    assert.match(log.text(), /still mounted.*--no-systemctl/);
+    assert.equal(await Deno.readTextFile(`${host.secretsDir}/db_password`), "value");
+    for (const name of INSTALLED_UNITS) {
+      assert.ok(await exists(`${host.install.systemdDir}/${name}`), name);
+    }
+  }));
+
+Deno.test("uninstall --purge-secrets on a real mount point it cannot unmount says so (root only)", {
+  ignore: Deno.uid() !== 0,
+}, () =>
+  withInstalledHost(async (host) => {
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", host.secretsDir],
+    }).output();
+    if (mount.code !== 0) return; // no mount here (an unprivileged container): nothing to see
+    try {
+      await Deno.writeTextFile(`${host.secretsDir}/db_password`, "value");
+      const log = memoryLogger();
+      // systemctl "succeeds" but unmounts nothing: the removal meets EBUSY.
+      const code = await runUninstall({ ...host.uninstall, purgeSecrets: true }, {
+        log,
+        systemctl: host.systemctl,
+        secretsDir: host.secretsDir,
+        stateDir: host.stateDir,
+      });
+      assert.equal(code, 1);
+      assert.match(log.text(), /Cannot remove .*: it is still mounted/);
+    } finally {
+      await new Deno.Command("umount", { args: [host.secretsDir] }).output();
+    }
+  }));
+
 Deno.test("runUninstall() puts systemctl's output on one line", () =>
   withInstalledHost(async (host) => {
     const log = memoryLogger();
