@@ -227,6 +227,8 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
     for (const value of values) assert.ok(!everything.includes(value), "a value leaked");
 
     // uninstall under the real systemd: units and timer gone, secrets still mounted.
+    // (A copy of the wrapper: uninstall removes /usr/local/bin/secretsync.)
+    await host.exec(["cp", "/usr/local/bin/secretsync", "/root/secretsync"]);
     const uninstall = await host.exec(["secretsync", "uninstall"], { timeoutMs: 120_000 });
     assert.equal(uninstall.code, 0, uninstall.stderr + uninstall.stdout);
     assert.equal(
@@ -241,6 +243,16 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
       0,
       "the map stays",
     );
+    // Then --purge-secrets: systemd unmounts the tmpfs it kept, though the unit file is gone.
+    const purge = await host.exec(["/root/secretsync", "uninstall", "--purge-secrets"], {
+      timeoutMs: 120_000,
+    });
+    assert.equal(purge.code, 0, purge.stderr + purge.stdout);
+    assert.match(purge.stdout, /Ran systemctl stop run-secrets.mount/);
+    assert.notEqual((await host.exec(["findmnt", "/run/secrets"])).code, 0, "unmounted");
+    assert.equal((await host.exec(["test", "-e", "/run/secrets"])).code, 1);
+    assert.equal((await host.exec(["test", "-e", "/run/oci-secretsync"])).code, 1);
+    assert.equal((await host.exec(["test", "-f", "/etc/oci-secretsync/map.csv"])).code, 0);
     const done = performance.now();
     console.log(
       `systemd test: boot ${Math.round(booted - started)} ms, install to first run ` +
