@@ -66,6 +66,10 @@ export interface RunOptions {
   secrets?: readonly string[];
   /** Why this run happened (`timer`, `watch`, `event`…), recorded in `lastRun`. */
   trigger?: string;
+  /** Write certificates outside their validity window. @default false */
+  allowExpired?: boolean;
+  /** Warn about certificates expiring within this many ms. @default 14 days */
+  warnExpiryMs?: number;
 }
 
 /** What a run talks to; a long-lived caller passes its own to reuse them across runs. */
@@ -186,6 +190,7 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
       recipes,
       previous.pendingReloads,
       oweReloads,
+      previous.entries,
     );
     const code = exitCodeOf(report);
     const state: State = {
@@ -223,6 +228,8 @@ export function recordEntries(
   at: string,
 ): Record<string, EntryState> {
   const results = new Map(report.results.map((r) => [r.entry.path, r]));
+  // Read from each certificate file as it now is, whatever this run did to it.
+  const notAfters = new Map(report.certificates.map((c) => [c.path, c.notAfter]));
   const records: Record<string, EntryState> = {};
   for (const entry of entries) {
     const before = previous.entries?.[entry.path];
@@ -245,7 +252,9 @@ export function recordEntries(
         error: result.error,
       };
     }
-    if (record) records[entry.path] = withoutUndefined(record);
+    if (record) {
+      records[entry.path] = withoutUndefined({ ...record, notAfter: notAfters.get(entry.path) });
+    }
   }
   return records;
 }
@@ -273,6 +282,7 @@ async function syncOnce(
   recipes: RecipeRegistry,
   pendingReloads: readonly string[],
   oweReloads?: (paths: string[]) => Promise<void>,
+  recorded: State["entries"] = {},
 ): Promise<SyncReport> {
   const { log } = deps;
   const selected = options.secrets ? entries.filter(entrySelector(options.secrets)) : entries;
@@ -315,6 +325,13 @@ async function syncOnce(
       concurrency: options.concurrency,
       pendingReloads,
       secrets: options.secrets,
+      allowExpired: options.allowExpired,
+      warnExpiryMs: options.warnExpiryMs,
+      recordedVersions: new Map(
+        Object.entries(recorded).flatMap(([path, r]) =>
+          r.version === undefined ? [] : [[path, r.version]]
+        ),
+      ),
       stage: options.stage,
     });
   } finally {

@@ -11,6 +11,7 @@ import { isNormalizedAbsolute } from "../paths.ts";
 import { run, type RunOptions } from "../run.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { parseDuration } from "../duration.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, and how to log. */
 export interface SyncOptions extends RunOptions {
@@ -69,6 +70,18 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    allowExpired: z.boolean(),
+    warnExpiry: z.string().transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--warn-expiry "${value}" must be a number and a unit: 90s, 30m, 12h, 14d`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    }),
     rate: z.string().regex(
       /^\d{1,6}(\.\d{1,3})?$/,
       "--rate must be a number of requests per second",
@@ -93,6 +106,8 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    allowExpired: o.allowExpired,
+    warnExpiryMs: o.warnExpiry,
     ...(o.rate !== undefined ? { rate: o.rate } : {}),
     allowStopSignals: o.allowStopSignals,
   }));
@@ -160,6 +175,12 @@ export function syncCommand(): Command {
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
     )
+    .option(
+      "--allow-expired",
+      "write certificates that are expired or not yet valid (they are refused by default)",
+      false,
+    )
+    .option("--warn-expiry <duration>", "warn about certificates expiring within this", "14d")
     .option(
       "--rate <n>",
       "vault requests per second at most (a 429 from the vault slows the run down further)",
