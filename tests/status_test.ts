@@ -45,7 +45,7 @@ Deno.test("buildStatus(): entries sorted, owed reloads marked, a failed last run
   const text = formatStatus(report);
   assert.match(
     text,
-    /^Last run:  failed \(exit 1\), started 2026-12-02T06:59:58Z, took 1.5 s, by watch$/m,
+    /^Last run: {2}failed \(exit 1\), started 2026-12-02T06:59:58Z, took 1.5 s, by watch$/m,
   );
   assert.match(text, /^\/run\/secrets\/a +ocid1.a +- +- +error: NotAuthorizedOrNotFound \(404\)$/m);
   assert.match(text, /^\/run\/secrets\/b +ocid1.b +7 +2026-12-01T07:00:00Z +ok; reload owed$/m);
@@ -61,7 +61,7 @@ Deno.test("buildStatus(): no state is its own health (exit 4); a run that change
   });
   assert.equal(none.health, "no-state");
   assert.equal(STATUS_EXIT[none.health], 4);
-  assert.match(formatStatus(none), /Last run:  none recorded yet/);
+  assert.match(formatStatus(none), /Last run: {2}none recorded yet/);
   const changed = buildStatus({
     ...BASE,
     lastRun: { ...BASE.lastRun!, code: 3, outcome: "changed" },
