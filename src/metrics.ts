@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { readState } from "./state.ts";
 import { atomicWrite } from "./write.ts";
 
 /** One map entry as the metrics show it. */
@@ -240,4 +241,93 @@ function formatValue(value: number): string {
 
 function seconds(ms: number | undefined): number | undefined {
   return ms === undefined ? undefined : ms / 1000;
+}
+
+/** The parts of the state file the metrics show (see `state.ts`). */
+export interface MetricsState {
+  pendingReloads: readonly string[];
+  entries?: Record<string, {
+    secretId: string;
+    version?: number | string;
+    changedAt?: string;
+    checkedAt?: string;
+    error?: string;
+    notAfter?: string;
+  }>;
+}
+
+/**
+ * The metrics of a run: every entry the state records, and the run itself.
+ *
+ * @example
+ * ```ts
+ * import { metricsOf, renderMetrics } from "./metrics.ts";
+ *
+ * const text = renderMetrics(metricsOf({ pendingReloads: [], entries: {} }, {
+ *   startedAtMs: 0, endedAtMs: 1000, code: 0, outcome: "unchanged", changes: 0, errors: 0, reloads: 0,
+ * }));
+ * ```
+ */
+export function metricsOf(
+  state: MetricsState,
+  run?: RunMetrics,
+  nextRunAtMs?: number,
+): MetricsInput {
+  const owed = new Set(state.pendingReloads);
+  const time = (iso: string | undefined) => {
+    const ms = iso === undefined ? NaN : Date.parse(iso);
+    return Number.isNaN(ms) ? undefined : ms;
+  };
+  const entries = Object.entries(state.entries ?? {}).map(([path, e]): EntryMetrics => {
+    const version = typeof e.version === "number" ? e.version : Number(e.version);
+    return {
+      path,
+      secretId: e.secretId,
+      ok: e.error === undefined,
+      // A version that is not a number (a name) has no gauge value.
+      version: Number.isFinite(version) && e.version !== undefined ? version : undefined,
+      changedAtMs: time(e.changedAt),
+      checkedAtMs: time(e.checkedAt),
+      notAfterMs: time(e.notAfter),
+      reloadOwed: owed.has(path),
+    };
+  });
+  return { entries, run, nextRunAtMs };
+}
+
+/** What {@linkcode writeRunMetrics} needs to know about a run. */
+export interface RunRecord {
+  /** The run's exit code. */
+  code: number;
+  /** The engine's counts; absent when the run stopped before syncing. */
+  report?: { changed: readonly unknown[]; reloaded: readonly unknown[]; failures: number };
+  /** The state the run wrote; absent when it stopped early (then the file on disk is read). */
+  state?: MetricsState;
+  startedAtMs: number;
+  endedAtMs: number;
+  /** Where the state file is, for a run that wrote none. */
+  stateDir: string;
+  /** `watch`: when its next full cycle is due. */
+  nextRunAtMs?: number;
+}
+
+/**
+ * Renders a run's metrics and writes them to `path` atomically. A run that stopped before
+ * syncing (a map error, a held lock) still gets its outcome written, with the entries as the
+ * last state file recorded them, so an alert sees the failure.
+ */
+export async function writeRunMetrics(path: string, record: RunRecord): Promise<void> {
+  const state = record.state ?? (await readState(record.stateDir)).state;
+  const report = record.report;
+  const run: RunMetrics = {
+    startedAtMs: record.startedAtMs,
+    endedAtMs: record.endedAtMs,
+    code: record.code,
+    outcome: outcomeOfCode(record.code),
+    changes: report?.changed.length ?? 0,
+    // A run that stopped early failed as a whole: count it as one error.
+    errors: report ? report.failures : record.code === 0 || record.code === 3 ? 0 : 1,
+    reloads: report?.reloaded.length ?? 0,
+  };
+  await writeMetricsFile(path, renderMetrics(metricsOf(state, run, record.nextRunAtMs)));
 }

@@ -1,0 +1,324 @@
+/**
+ * `secretsync watch`: the sync in a loop, for hosts without systemd and for sidecar
+ * containers. A full cycle at start and every `--interval` (plus up to `--jitter`); SIGHUP runs
+ * one now; SIGTERM or SIGINT end the loop, letting a file being written finish; a failing
+ * cycle is logged and the loop goes on.
+ *
+ * Takes every `sync` flag. `main.ts` hands this command sync's options and parser, so the two
+ * never drift and never import each other.
+ *
+ * @module
+ */
+import { Command, type Option } from "commander";
+import { createLogger, type Logger } from "../log.ts";
+import { outcomeOfCode, writeRunMetrics } from "../metrics.ts";
+import { accessProblems } from "../permissions.ts";
+import { run } from "../run.ts";
+import { writeSchedule } from "../schedule.ts";
+import { formatDuration } from "../status.ts";
+import { messageOf } from "../sync.ts";
+import { openVault, type SecretSource } from "../vault/mod.ts";
+import { type CycleRequest, parseDuration, startWatchLoop, type WatchLoop } from "../watch.ts";
+import { type RunFlags, UsageError } from "./usage.ts";
+
+/** Parsed options of `secretsync watch`. */
+export interface WatchOptions {
+  run: RunFlags;
+  intervalMs: number;
+  jitterMs: number;
+}
+
+/**
+ * Something that feeds a running watch from outside, e.g. an event stream asking for some
+ * secrets now (`loop.trigger(ids)`) or a sooner full cycle (`loop.setNextFullAt`). Attached
+ * once the loop runs; `stop()` is awaited before `watch` exits.
+ */
+export interface WatchFeed {
+  stop(): void | Promise<void>;
+}
+
+/** What {@linkcode runWatch} can be extended with. */
+export interface WatchExtensions {
+  /** Called once the loop runs: attach event sources to it. */
+  attach?: (loop: WatchLoop, log: Logger) => WatchFeed | Promise<WatchFeed>;
+}
+
+const WATCH_FLAGS = ["--interval", "--jitter"];
+
+/** Declares `watch`: sync's flags (given by the caller) plus `--interval` and `--jitter`. */
+export function watchCommand(syncOptions: readonly Option[] = []): Command {
+  const command = new Command("watch")
+    .description(
+      "Sync in a loop: at start, then every interval; SIGHUP syncs now, SIGTERM/SIGINT stop",
+    )
+    .option("--interval <duration>", "time between full syncs (6h, 30m, 90s, 500ms)", "6h")
+    .option("--jitter <duration>", "up to this much is added to each interval, at random", "5m")
+    .addHelpText(
+      "after",
+      `
+Every sync option is accepted too (--map, --root, --auth, --metrics-file, …).
+
+Example:
+  secretsync watch --interval 1h --jitter 5m --metrics-file /var/lib/node_exporter/secretsync.prom
+  kill -HUP <pid>     # sync now
+  secretsync status   # when the next cycle is due`,
+    );
+  for (const option of syncOptions) command.addOption(option);
+  return command;
+}
+
+/**
+ * Parses `watch` arguments: `--interval` and `--jitter` here, everything else with
+ * `parseSyncArgs` (sync's own parser). Throws UsageError on bad input.
+ */
+export function parseWatchArgs(
+  args: string[],
+  parseSyncArgs: (args: string[]) => RunFlags,
+  syncOptions: readonly Option[] = [],
+): WatchOptions {
+  // Parsed once whole, for --help and unknown flags; then the sync part by sync's parser.
+  const command = watchCommand(syncOptions).exitOverride();
+  command.parse(args, { from: "user" });
+  const raw = command.opts();
+  const intervalMs = parseDuration(raw.interval);
+  if (intervalMs === undefined || intervalMs <= 0) {
+    throw new UsageError(`--interval "${raw.interval}" must be a duration like 6h, 30m or 90s`);
+  }
+  const jitterMs = parseDuration(raw.jitter);
+  if (jitterMs === undefined) {
+    throw new UsageError(`--jitter "${raw.jitter}" must be a duration like 5m or 0`);
+  }
+  const runFlags = parseSyncArgs(withoutFlags(args, WATCH_FLAGS));
+  if (runFlags.dryRun) throw new UsageError("watch does not take --dry-run; use sync --dry-run");
+  return { run: runFlags, intervalMs, jitterMs };
+}
+
+/** `args` without the named flags and their values (`--x v` and `--x=v`). */
+function withoutFlags(args: string[], flags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (flags.includes(arg)) {
+      i++; // its value
+      continue;
+    }
+    if (flags.some((flag) => arg.startsWith(`${flag}=`))) continue;
+    out.push(arg);
+  }
+  return out;
+}
+
+/**
+ * Runs `watch` until SIGTERM or SIGINT; returns the exit code: 0 after a clean stop, 2 for a
+ * usage problem found before the first cycle.
+ */
+export async function runWatch(
+  options: WatchOptions,
+  extensions: WatchExtensions = {},
+): Promise<number> {
+  const log = createLogger({ json: options.run.json });
+  const flags = options.run;
+  // Cycles are given their own vault source (so stopping can abandon its requests), and a run
+  // given a source does not check the network permissions itself: do it here, once.
+  const denied = accessProblems({
+    write: flags.metricsFile ? [flags.metricsFile] : [],
+    net: [
+      flags.endpoint,
+      ...(flags.auth.mode === "instance_principal"
+        ? [flags.auth.imdsUrl, flags.auth.authEndpoint]
+        : []),
+    ].filter((url): url is string => url !== undefined),
+  });
+  for (const message of denied) log.log("error", "watch", message, { event: "not_permitted" });
+  if (denied.length > 0) return 2;
+
+  const startedAt = new Date().toISOString();
+  let cycles = 0;
+  let lastNext: number | undefined;
+  const schedule = (fields: { nextCycleAt?: string; stoppedAt?: string }) =>
+    writeScheduleSafely(flags.stateDir, log, {
+      pid: Deno.pid,
+      startedAt,
+      intervalMs: options.intervalMs,
+      jitterMs: options.jitterMs,
+      cycles,
+      ...fields,
+    });
+
+  const loop = startWatchLoop({
+    intervalMs: options.intervalMs,
+    jitterMs: options.jitterMs,
+    runCycle: async (request) => {
+      const started = Date.now();
+      const source = cycleSource(flags, request.signal);
+      let result;
+      try {
+        result = await run(
+          { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
+          { log, source },
+        );
+      } finally {
+        source.close();
+      }
+      cycles++;
+      const ended = Date.now();
+      logCycle(log, request, result.code, ended - started);
+      if (flags.metricsFile) {
+        try {
+          await writeRunMetrics(flags.metricsFile, {
+            ...result,
+            startedAtMs: started,
+            endedAtMs: ended,
+            stateDir: flags.stateDir,
+            nextRunAtMs: request.secretIds ? lastNext : undefined,
+          });
+        } catch (error) {
+          log.log("warn", "metrics", `Cannot write ${flags.metricsFile}: ${messageOf(error)}`, {
+            event: "metrics_unwritable",
+          });
+        }
+      }
+    },
+    onScheduled: async (nextAt) => {
+      lastNext = nextAt;
+      const at = new Date(nextAt).toISOString();
+      log.log(
+        "info",
+        "watch",
+        `Next full sync at ${at} (in ${formatDuration(Math.max(0, nextAt - Date.now()))})`,
+        { event: "watch_scheduled", nextCycleAt: at },
+      );
+      await schedule({ nextCycleAt: at });
+    },
+    onCycleError: (error, request) => {
+      log.log("error", "watch", `Cycle ${request.number} failed: ${messageOf(error)}`, {
+        event: "cycle_failed",
+        cycle: request.number,
+        reason: messageOf(error),
+      });
+    },
+  });
+
+  let stopping = false;
+  const stop = (signal: Deno.Signal) => () => {
+    if (stopping) return;
+    stopping = true;
+    log.log("info", "watch", `Stopping on ${signal}`, { event: "watch_stopping", signal });
+    loop.stop();
+  };
+  const onTerm = stop("SIGTERM");
+  const onInt = stop("SIGINT");
+  const onHup = () => {
+    log.log("info", "watch", "SIGHUP: syncing now", { event: "watch_hup" });
+    loop.trigger();
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGHUP", onHup);
+  log.log(
+    "info",
+    "watch",
+    `Watching ${flags.map}: every ${formatDuration(options.intervalMs)}` +
+      (options.jitterMs > 0 ? ` plus up to ${formatDuration(options.jitterMs)}` : "") +
+      `; SIGHUP syncs now, SIGTERM stops (pid ${Deno.pid})`,
+    { event: "watch_started", pid: Deno.pid },
+  );
+  let feed: WatchFeed | undefined;
+  try {
+    feed = extensions.attach ? await extensions.attach(loop, log) : undefined;
+    await loop.done;
+  } finally {
+    loop.stop();
+    await feed?.stop();
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGHUP", onHup);
+  }
+  await schedule({ stoppedAt: new Date().toISOString() });
+  log.log("info", "watch", `Stopped after ${cycles} cycles`, { event: "watch_stopped", cycles });
+  return 0;
+}
+
+function logCycle(
+  log: Logger,
+  request: Omit<CycleRequest, "signal">,
+  code: number,
+  ms: number,
+): void {
+  const what = request.secretIds
+    ? `for ${request.secretIds.length} secret${request.secretIds.length === 1 ? "" : "s"}`
+    : "full";
+  const outcome = outcomeOfCode(code);
+  log.log(
+    code === 0 || code === 3 ? "info" : "error",
+    "watch",
+    `Cycle ${request.number} (${what}, ${request.trigger}) ended: ${outcome}, exit ${code}, in ${
+      (ms / 1000).toFixed(2)
+    } s`,
+    {
+      event: "cycle_ended",
+      cycle: request.number,
+      trigger: request.trigger,
+      code,
+      outcome,
+      durationMs: ms,
+    },
+  );
+}
+
+async function writeScheduleSafely(
+  stateDir: string,
+  log: Logger,
+  schedule: Parameters<typeof writeSchedule>[1],
+): Promise<void> {
+  try {
+    await writeSchedule(stateDir, schedule);
+  } catch (error) {
+    // status then cannot say when the next cycle is due; the syncing itself is unaffected.
+    log.log("warn", "watch", `Cannot record the schedule in ${stateDir}: ${messageOf(error)}`, {
+      event: "schedule_unwritable",
+    });
+  }
+}
+
+/**
+ * The vault for one cycle, opened on its first fetch (a cycle with nothing to fetch never
+ * authenticates), with the run's deadline; when the loop stops, in-flight requests are
+ * abandoned so the cycle ends promptly. Files being written are not affected.
+ */
+function cycleSource(flags: RunFlags, stop: AbortSignal): SecretSource {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("run deadline passed", "TimeoutError")),
+    flags.timeoutMs,
+  );
+  const onStop = () => controller.abort(stop.reason);
+  if (stop.aborted) onStop();
+  else stop.addEventListener("abort", onStop, { once: true });
+  let opened: Promise<SecretSource> | undefined;
+  return {
+    async fetch(secretId) {
+      opened ??= openVault({
+        auth: flags.auth,
+        region: flags.region,
+        endpoint: flags.endpoint,
+        stage: flags.stage,
+        timeoutMs: flags.requestTimeoutMs,
+        signal: controller.signal,
+        maxBytes: flags.maxBytes,
+      });
+      return await (await opened).fetch(secretId);
+    },
+    close() {
+      clearTimeout(timer);
+      stop.removeEventListener("abort", onStop);
+      opened?.then((source) => source.close(), () => {
+        // Opening failed: each fetch already reported it; nothing to close.
+      });
+    },
+  };
+}
