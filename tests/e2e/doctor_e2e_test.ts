@@ -1,0 +1,155 @@
+/**
+ * `secretsync doctor` against real podman containers and the OCI stand-in: a container that
+ * mounts the secrets directory passes; one that bind-mounts a single file fails, and the test
+ * shows why that matters (after a rotation it still reads the old file). Auth is checked by a
+ * real fetch whose version is printed, never its value.
+ */
+import assert from "node:assert/strict";
+import { cliCommand } from "../../scripts/permissions.ts";
+import {
+  ensureBusyboxImage,
+  podman,
+  removeContainer,
+  runContainer,
+  sha256Hex,
+} from "../containers/podman.ts";
+import { startOciStandIn } from "../oci/standin.ts";
+import { assertNoLeak, instancePrincipalArgs, makeWorkspace, runCli, secretValue } from "./harness.ts";
+
+const DIR_SECRET = "ocid1.vaultsecret.oc1.iad.amaaaaaadoctordir";
+const FILE_SECRET = "ocid1.vaultsecret.oc1.iad.amaaaaaadoctorfile";
+
+Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a version only", async () => {
+  await ensureBusyboxImage();
+  const oci = await startOciStandIn();
+  const ws = await makeWorkspace();
+  // A second root on a tmpfs (/dev/shm), so doctor has one of each to judge.
+  const shmRoot = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "secretsync-doctor-" });
+  await Deno.chmod(shmRoot, 0o700);
+  const containers: string[] = [];
+  try {
+    const values = [secretValue("dir"), secretValue("file"), secretValue("file2")];
+    oci.setSecret(DIR_SECRET, values[0]);
+    oci.setSecret(FILE_SECRET, values[1]);
+    const dirName = `secretsync-doctor-dir-${crypto.randomUUID().slice(0, 8)}`;
+    const fileName = `secretsync-doctor-file-${crypto.randomUUID().slice(0, 8)}`;
+    await ws.writeMap([
+      `${DIR_SECRET},${ws.root}/app/token,0644,${dirName},HUP`,
+      `${FILE_SECRET},${ws.root}/single,0644,${fileName},HUP`,
+    ]);
+    const sync = [
+      "sync",
+      ...ws.args(),
+      ...instancePrincipalArgs(oci),
+      "--runtime",
+      "podman",
+      "--root",
+      shmRoot,
+    ];
+    // The files must exist before a single-file bind mount can be made; reloads fail here
+    // because the containers do not exist yet, which is fine for this set-up.
+    await runCli(sync);
+    containers.push(
+      await runContainer({
+        name: dirName,
+        exactName: true,
+        mounts: [{ host: `${ws.root}/app`, container: "/run/secrets", ro: true }],
+        cmd: ["sleep", "600"],
+      }),
+      await runContainer({
+        name: fileName,
+        exactName: true,
+        flags: ["-v", `${ws.root}/single:/run/secrets/single:ro`],
+        cmd: ["sleep", "600"],
+      }),
+    );
+
+    const doctor = (extra: string[] = []) =>
+      cliCommand([
+        "doctor",
+        ...ws.args(),
+        ...instancePrincipalArgs(oci),
+        "--runtime",
+        "podman",
+        "--root",
+        shmRoot,
+        ...extra,
+      ], { paths: [ws.dir, shmRoot] }).output();
+    const result = await doctor();
+    const stdout = new TextDecoder().decode(result.stdout);
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 1, stdout + stderr);
+    assert.match(stdout, new RegExp(`^ok {3}map ${ws.map}: valid: 2 files, 2 secrets, 2 reload targets$`, "m"));
+    assert.match(stdout, /^ok {3}map owner: /m);
+    assert.match(stdout, new RegExp(`^WARN root ${ws.root}: on ext4 .*reach the disk — mount a tmpfs`, "m"));
+    assert.match(stdout, new RegExp(`^ok {3}root ${shmRoot}: tmpfs`, "m"));
+    assert.match(stdout, /^ok {3}runtime: podman answers$/m);
+    assert.match(stdout, new RegExp(`^ok {3}container ${dirName}: mounts the directory`, "m"));
+    assert.match(
+      stdout,
+      new RegExp(
+        `^FAIL container ${fileName}: mounts ${ws.root}/single \\(at /run/secrets/single\\) as a single file: it will never see a new version.* — mount the directory instead`,
+        "m",
+      ),
+    );
+    assert.match(stdout, new RegExp(`^ok {3}auth instance_principal: fetched ${DIR_SECRET} \\(CURRENT\\): version 1$`, "m"));
+    assert.match(stdout, /^(WARN|FAIL|ok  ) (timer oci-secretsync.timer|schedule): /m);
+
+    // Why the single-file mount fails: after a rotation it still reads the old file.
+    oci.setSecret(FILE_SECRET, values[2]);
+    await runCli(sync);
+    const seen = await podman(["exec", fileName, "sha256sum", "/run/secrets/single"]);
+    assert.equal(seen.stdout.split(" ")[0], await sha256Hex(values[1]), "the old inode stays");
+    assert.equal(await Deno.readTextFile(`${ws.root}/single`), values[2], "the host has the new one");
+
+    // --json: one object per check.
+    const json = await doctor(["--json"]);
+    const checks = new TextDecoder().decode(json.stdout).trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(checks.some((c) => c.level === "fail" && c.subject === `container ${fileName}`));
+
+    // Auth that fails is a failed check, named.
+    oci.fault({ secretId: DIR_SECRET }, { status: 404 });
+    const noAuth = await doctor();
+    const noAuthOut = new TextDecoder().decode(noAuth.stdout);
+    assert.match(noAuthOut, new RegExp(`^FAIL auth instance_principal: cannot fetch ${DIR_SECRET}: .*404`, "m"));
+    assertNoLeak(values, stdout, stderr, new TextDecoder().decode(json.stdout), noAuthOut);
+  } finally {
+    for (const name of containers) await removeContainer(name);
+    await Deno.remove(shmRoot, { recursive: true });
+    await ws.cleanup();
+    await oci.close();
+  }
+});
+
+Deno.test("doctor: a map others can write and a missing container fail; exit 1", async () => {
+  const ws = await makeWorkspace();
+  try {
+    await ws.writeMap([
+      `ocid1.vaultsecret.oc1.iad.amaaaaaadoctorx,${ws.root}/x,0600,secretsync-no-such-container-${
+        crypto.randomUUID().slice(0, 8)
+      },HUP`,
+    ]);
+    await Deno.chmod(ws.map, 0o666);
+    // No OCI needed for what is asserted; the auth check goes to a closed loopback port.
+    const result = await runCli([
+      "doctor",
+      ...ws.args(),
+      "--runtime",
+      "podman",
+      "--imds-url",
+      "http://127.0.0.1:9/opc/v2/",
+      "--auth-endpoint",
+      "http://127.0.0.1:9",
+      "--endpoint",
+      "http://127.0.0.1:9",
+      "--timeout",
+      "5",
+    ]);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /^FAIL map owner: .* mode 0666: group or others can write it — chmod go-w/m);
+    assert.match(result.stdout, /^FAIL container secretsync-no-such-container-\S+: no such container/m);
+    assert.match(result.stdout, /^FAIL auth instance_principal: cannot fetch/m);
+  } finally {
+    await ws.cleanup();
+  }
+});
