@@ -6,6 +6,9 @@
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
+ * secretsync watch [--interval 6h] [--jitter 5m]  # sync in a loop; SIGHUP now, SIGTERM stops
+ * secretsync status [--json]                     # last run, next run, each entry; no values
+ * secretsync doctor                              # check the set-up, one line per check
  * ```
  *
  * @module
@@ -14,17 +17,29 @@ import { Command, CommanderError } from "commander";
 import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
+import { doctorCommand, parseDoctorArgs, runDoctor } from "./commands/doctor.ts";
+import { parseStatusArgs, runStatus, statusCommand } from "./commands/status.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
 import { UsageError } from "./commands/usage.ts";
+import { parseWatchArgs, runWatch, watchCommand } from "./commands/watch.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   sync: (args) => runSync(parseSyncArgs(args)),
+  // watch and doctor take sync's flags: handed over here, so commands never import each other.
+  watch: (args) => runWatch(parseWatchArgs(args, parseSyncArgs, syncFlags())),
+  status: (args) => runStatus(parseStatusArgs(args)),
+  doctor: (args) => runDoctor(parseDoctorArgs(args, parseSyncArgs, syncFlags())),
   check: (args) => runCheck(parseCheckArgs(args)),
   install: (args) => runInstall(parseInstallArgs(args)),
   recipe: (args) => runRecipe(parseRecipeArgs(args)),
 };
+
+/** sync's options, freshly declared, for the commands that take them too. */
+function syncFlags() {
+  return syncCommand().options;
+}
 
 /** The top-level program, for `--help` and `--version`. */
 function program(): Command {
@@ -34,6 +49,9 @@ function program(): Command {
     )
     .version(versionText(), "-V, --version")
     .addCommand(syncCommand())
+    .addCommand(watchCommand(syncFlags()))
+    .addCommand(statusCommand())
+    .addCommand(doctorCommand(syncFlags()))
     .addCommand(checkCommand())
     .addCommand(installCommand())
     .addCommand(recipeCommand())

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { Logger } from "./log.ts";
 import { readState } from "./state.ts";
 import { atomicWrite } from "./write.ts";
 
@@ -330,4 +331,25 @@ export async function writeRunMetrics(path: string, record: RunRecord): Promise<
     reloads: report?.reloaded.length ?? 0,
   };
   await writeMetricsFile(path, renderMetrics(metricsOf(state, run, record.nextRunAtMs)));
+}
+
+/**
+ * {@linkcode writeRunMetrics}, with a failure logged as a warning: the run's own outcome and
+ * exit code stay what they were.
+ */
+export async function writeRunMetricsLogged(
+  path: string,
+  log: Logger,
+  record: RunRecord,
+): Promise<void> {
+  try {
+    await writeRunMetrics(path, record);
+  } catch (error) {
+    log.log(
+      "warn",
+      "metrics",
+      `Cannot write metrics file ${path}: ${error instanceof Error ? error.message : error}`,
+      { event: "metrics_unwritable", path },
+    );
+  }
 }

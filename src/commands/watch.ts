@@ -11,13 +11,12 @@
  */
 import { Command, type Option } from "commander";
 import { createLogger, type Logger } from "../log.ts";
-import { outcomeOfCode, writeRunMetrics } from "../metrics.ts";
+import { outcomeOfCode, type RunRecord, writeRunMetricsLogged } from "../metrics.ts";
 import { accessProblems } from "../permissions.ts";
 import { run } from "../run.ts";
 import { writeSchedule } from "../schedule.ts";
 import { formatDuration } from "../status.ts";
 import { messageOf } from "../sync.ts";
-import { openVault, type SecretSource } from "../vault/mod.ts";
 import { type CycleRequest, parseDuration, startWatchLoop, type WatchLoop } from "../watch.ts";
 import { type RunFlags, UsageError } from "./usage.ts";
 
@@ -63,7 +62,10 @@ Example:
   kill -HUP <pid>     # sync now
   secretsync status   # when the next cycle is due`,
     );
-  for (const option of syncOptions) command.addOption(option);
+  for (const option of syncOptions) {
+    // A dry run in a loop would only repeat itself: `sync --dry-run` is the way.
+    if (option.long !== "--dry-run") command.addOption(option);
+  }
   return command;
 }
 
@@ -89,7 +91,6 @@ export function parseWatchArgs(
     throw new UsageError(`--jitter "${raw.jitter}" must be a duration like 5m or 0`);
   }
   const runFlags = parseSyncArgs(withoutFlags(args, WATCH_FLAGS));
-  if (runFlags.dryRun) throw new UsageError("watch does not take --dry-run; use sync --dry-run");
   return { run: runFlags, intervalMs, jitterMs };
 }
 
@@ -122,17 +123,8 @@ export async function runWatch(
 ): Promise<number> {
   const log = createLogger({ json: options.run.json });
   const flags = options.run;
-  // Cycles are given their own vault source (so stopping can abandon its requests), and a run
-  // given a source does not check the network permissions itself: do it here, once.
-  const denied = accessProblems({
-    write: flags.metricsFile ? [flags.metricsFile] : [],
-    net: [
-      flags.endpoint,
-      ...(flags.auth.mode === "instance_principal"
-        ? [flags.auth.imdsUrl, flags.auth.authEndpoint]
-        : []),
-    ].filter((url): url is string => url !== undefined),
-  });
+  // Each run checks what it reads and writes; the metrics file is watch's own.
+  const denied = accessProblems({ write: flags.metricsFile ? [flags.metricsFile] : [] });
   for (const message of denied) log.log("error", "watch", message, { event: "not_permitted" });
   if (denied.length > 0) return 2;
 
@@ -149,42 +141,36 @@ export async function runWatch(
       ...fields,
     });
 
+  let unwritten: RunRecord | undefined;
+  const writeMetrics = async (nextRunAtMs: number | undefined) => {
+    if (flags.metricsFile && unwritten) {
+      await writeRunMetricsLogged(flags.metricsFile, log, { ...unwritten, nextRunAtMs });
+    }
+    unwritten = undefined;
+  };
+
   const loop = startWatchLoop({
     intervalMs: options.intervalMs,
     jitterMs: options.jitterMs,
     runCycle: async (request) => {
       const started = Date.now();
-      const source = cycleSource(flags, request.signal);
-      let result;
-      try {
-        result = await run(
-          { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
-          { log, source },
-        );
-      } finally {
-        source.close();
-      }
+      // The cycle's signal stops the run when watch stops: nothing new starts, a file being
+      // written is finished, in-flight vault requests are abandoned.
+      const result = await run(
+        { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
+        { log, signal: request.signal },
+      );
       cycles++;
       const ended = Date.now();
       logCycle(log, request, result.code, ended - started);
-      if (flags.metricsFile) {
-        try {
-          await writeRunMetrics(flags.metricsFile, {
-            ...result,
-            startedAtMs: started,
-            endedAtMs: ended,
-            stateDir: flags.stateDir,
-            nextRunAtMs: request.secretIds ? lastNext : undefined,
-          });
-        } catch (error) {
-          log.log("warn", "metrics", `Cannot write ${flags.metricsFile}: ${messageOf(error)}`, {
-            event: "metrics_unwritable",
-          });
-        }
-      }
+      unwritten = { ...result, startedAtMs: started, endedAtMs: ended, stateDir: flags.stateDir };
+      // A full cycle's metrics wait for its next due time (onScheduled); a partial cycle does
+      // not move it.
+      if (request.secretIds) await writeMetrics(lastNext);
     },
     onScheduled: async (nextAt) => {
       lastNext = nextAt;
+      await writeMetrics(nextAt);
       const at = new Date(nextAt).toISOString();
       log.log(
         "info",
@@ -238,6 +224,7 @@ export async function runWatch(
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGHUP", onHup);
   }
+  await writeMetrics(undefined); // the last cycle, ended by the stop
   await schedule({ stoppedAt: new Date().toISOString() });
   log.log("info", "watch", `Stopped after ${cycles} cycles`, { event: "watch_stopped", cycles });
   return 0;
@@ -283,42 +270,4 @@ async function writeScheduleSafely(
       event: "schedule_unwritable",
     });
   }
-}
-
-/**
- * The vault for one cycle, opened on its first fetch (a cycle with nothing to fetch never
- * authenticates), with the run's deadline; when the loop stops, in-flight requests are
- * abandoned so the cycle ends promptly. Files being written are not affected.
- */
-function cycleSource(flags: RunFlags, stop: AbortSignal): SecretSource {
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(new DOMException("run deadline passed", "TimeoutError")),
-    flags.timeoutMs,
-  );
-  const onStop = () => controller.abort(stop.reason);
-  if (stop.aborted) onStop();
-  else stop.addEventListener("abort", onStop, { once: true });
-  let opened: Promise<SecretSource> | undefined;
-  return {
-    async fetch(secretId) {
-      opened ??= openVault({
-        auth: flags.auth,
-        region: flags.region,
-        endpoint: flags.endpoint,
-        stage: flags.stage,
-        timeoutMs: flags.requestTimeoutMs,
-        signal: controller.signal,
-        maxBytes: flags.maxBytes,
-      });
-      return await (await opened).fetch(secretId);
-    },
-    close() {
-      clearTimeout(timer);
-      stop.removeEventListener("abort", onStop);
-      opened?.then((source) => source.close(), () => {
-        // Opening failed: each fetch already reported it; nothing to close.
-      });
-    },
-  };
 }

@@ -14,7 +14,13 @@ import {
   sha256Hex,
 } from "../containers/podman.ts";
 import { startOciStandIn } from "../oci/standin.ts";
-import { assertNoLeak, instancePrincipalArgs, makeWorkspace, runCli, secretValue } from "./harness.ts";
+import {
+  assertNoLeak,
+  instancePrincipalArgs,
+  makeWorkspace,
+  runCli,
+  secretValue,
+} from "./harness.ts";
 
 const DIR_SECRET = "ocid1.vaultsecret.oc1.iad.amaaaaaadoctordir";
 const FILE_SECRET = "ocid1.vaultsecret.oc1.iad.amaaaaaadoctorfile";
@@ -23,9 +29,15 @@ Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a ver
   await ensureBusyboxImage();
   const oci = await startOciStandIn();
   const ws = await makeWorkspace();
-  // A second root on a tmpfs (/dev/shm), so doctor has one of each to judge.
-  const shmRoot = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "secretsync-doctor-" });
-  await Deno.chmod(shmRoot, 0o700);
+  // A second root on a tmpfs of its own, so doctor has one of each to judge (Deno refuses
+  // /dev/shm without --allow-all, so the test mounts one; the suite runs as root).
+  const shmRoot = `${ws.dir}/tmpfs`;
+  await Deno.mkdir(shmRoot, { mode: 0o700 });
+  const mounted = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", shmRoot],
+    stderr: "piped",
+  }).output();
+  assert.ok(mounted.success, `mount a tmpfs (needs root): ${new TextDecoder().decode(mounted.stderr)}`);
   const containers: string[] = [];
   try {
     const values = [secretValue("dir"), secretValue("file"), secretValue("file2")];
@@ -46,9 +58,20 @@ Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a ver
       "--root",
       shmRoot,
     ];
+    const cliIn = async (args: string[]) => {
+      const output = await cliCommand(args, { paths: [ws.dir] }).output();
+      const decoder = new TextDecoder();
+      return {
+        code: output.code,
+        stdout: decoder.decode(output.stdout),
+        stderr: decoder.decode(output.stderr),
+      };
+    };
     // The files must exist before a single-file bind mount can be made; reloads fail here
     // because the containers do not exist yet, which is fine for this set-up.
-    await runCli(sync);
+    const first = await cliIn(sync);
+    assert.equal(first.code, 1, first.stderr);
+    assert.match(first.stderr, /Cannot reload/);
     containers.push(
       await runContainer({
         name: dirName,
@@ -65,7 +88,7 @@ Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a ver
     );
 
     const doctor = (extra: string[] = []) =>
-      cliCommand([
+      cliIn([
         "doctor",
         ...ws.args(),
         ...instancePrincipalArgs(oci),
@@ -74,14 +97,19 @@ Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a ver
         "--root",
         shmRoot,
         ...extra,
-      ], { paths: [ws.dir, shmRoot] }).output();
+      ]);
     const result = await doctor();
-    const stdout = new TextDecoder().decode(result.stdout);
-    const stderr = new TextDecoder().decode(result.stderr);
+    const { stdout, stderr } = result;
     assert.equal(result.code, 1, stdout + stderr);
-    assert.match(stdout, new RegExp(`^ok {3}map ${ws.map}: valid: 2 files, 2 secrets, 2 reload targets$`, "m"));
+    assert.match(
+      stdout,
+      new RegExp(`^ok {3}map ${ws.map}: valid: 2 files, 2 secrets, 2 reload targets$`, "m"),
+    );
     assert.match(stdout, /^ok {3}map owner: /m);
-    assert.match(stdout, new RegExp(`^WARN root ${ws.root}: on ext4 .*reach the disk — mount a tmpfs`, "m"));
+    assert.match(
+      stdout,
+      new RegExp(`^WARN root ${ws.root}: on ext4 .*reach the disk — mount a tmpfs`, "m"),
+    );
     assert.match(stdout, new RegExp(`^ok {3}root ${shmRoot}: tmpfs`, "m"));
     assert.match(stdout, /^ok {3}runtime: podman answers$/m);
     assert.match(stdout, new RegExp(`^ok {3}container ${dirName}: mounts the directory`, "m"));
@@ -92,30 +120,43 @@ Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a ver
         "m",
       ),
     );
-    assert.match(stdout, new RegExp(`^ok {3}auth instance_principal: fetched ${DIR_SECRET} \\(CURRENT\\): version 1$`, "m"));
-    assert.match(stdout, /^(WARN|FAIL|ok  ) (timer oci-secretsync.timer|schedule): /m);
+    assert.match(
+      stdout,
+      new RegExp(
+        `^ok {3}auth instance_principal: fetched ${DIR_SECRET} \\(CURRENT\\): version 1$`,
+        "m",
+      ),
+    );
+    assert.match(stdout, /^(WARN|FAIL|ok {2}) (timer oci-secretsync.timer|schedule): /m);
 
     // Why the single-file mount fails: after a rotation it still reads the old file.
     oci.setSecret(FILE_SECRET, values[2]);
-    await runCli(sync);
+    await cliIn(sync);
     const seen = await podman(["exec", fileName, "sha256sum", "/run/secrets/single"]);
     assert.equal(seen.stdout.split(" ")[0], await sha256Hex(values[1]), "the old inode stays");
-    assert.equal(await Deno.readTextFile(`${ws.root}/single`), values[2], "the host has the new one");
+    assert.equal(
+      await Deno.readTextFile(`${ws.root}/single`),
+      values[2],
+      "the host has the new one",
+    );
 
     // --json: one object per check.
     const json = await doctor(["--json"]);
-    const checks = new TextDecoder().decode(json.stdout).trim().split("\n").map((l) => JSON.parse(l));
+    const checks = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
     assert.ok(checks.some((c) => c.level === "fail" && c.subject === `container ${fileName}`));
 
     // Auth that fails is a failed check, named.
     oci.fault({ secretId: DIR_SECRET }, { status: 404 });
     const noAuth = await doctor();
-    const noAuthOut = new TextDecoder().decode(noAuth.stdout);
-    assert.match(noAuthOut, new RegExp(`^FAIL auth instance_principal: cannot fetch ${DIR_SECRET}: .*404`, "m"));
-    assertNoLeak(values, stdout, stderr, new TextDecoder().decode(json.stdout), noAuthOut);
+    const noAuthOut = noAuth.stdout;
+    assert.match(
+      noAuthOut,
+      new RegExp(`^FAIL auth instance_principal: cannot fetch ${DIR_SECRET}: .*404`, "m"),
+    );
+    assertNoLeak(values, first.stdout, first.stderr, stdout, stderr, json.stdout, noAuthOut);
   } finally {
     for (const name of containers) await removeContainer(name);
-    await Deno.remove(shmRoot, { recursive: true });
+    await new Deno.Command("umount", { args: [shmRoot] }).output();
     await ws.cleanup();
     await oci.close();
   }
@@ -146,8 +187,14 @@ Deno.test("doctor: a map others can write and a missing container fail; exit 1",
       "5",
     ]);
     assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.match(result.stdout, /^FAIL map owner: .* mode 0666: group or others can write it — chmod go-w/m);
-    assert.match(result.stdout, /^FAIL container secretsync-no-such-container-\S+: no such container/m);
+    assert.match(
+      result.stdout,
+      /^FAIL map owner: .* mode 0666: group or others can write it — chmod go-w/m,
+    );
+    assert.match(
+      result.stdout,
+      /^FAIL container secretsync-no-such-container-\S+: no such container/m,
+    );
     assert.match(result.stdout, /^FAIL auth instance_principal: cannot fetch/m);
   } finally {
     await ws.cleanup();

@@ -44,7 +44,13 @@ Deno.test("sync --metrics-file and status: a failing entry, then a clean run", a
     await ws.writeMap([`${TOKEN},${ws.root}/token,0600,,`, `${OTHER},${ws.root}/other,0600,,`]);
     await Deno.mkdir(`${ws.dir}/textfile`);
     const metricsFile = `${ws.dir}/textfile/secretsync.prom`;
-    const sync = ["sync", ...ws.args(), ...instancePrincipalArgs(oci), "--metrics-file", metricsFile];
+    const sync = [
+      "sync",
+      ...ws.args(),
+      ...instancePrincipalArgs(oci),
+      "--metrics-file",
+      metricsFile,
+    ];
     const status = ["status", "--state-dir", ws.stateDir, "--no-timer"];
 
     const before = await runCli(status);
