@@ -16,6 +16,7 @@ import { accessProblems } from "../permissions.ts";
 import { run } from "../run.ts";
 import { writeSchedule } from "../schedule.ts";
 import { formatDuration } from "../status.ts";
+import { SharedVault } from "../vault/shared.ts";
 import { messageOf } from "../sync.ts";
 import { type CycleRequest, parseDuration, startWatchLoop, type WatchLoop } from "../watch.ts";
 import { type RunFlags, UsageError } from "./usage.ts";
@@ -123,8 +124,17 @@ export async function runWatch(
 ): Promise<number> {
   const log = createLogger({ json: options.run.json });
   const flags = options.run;
-  // Each run checks what it reads and writes; the metrics file is watch's own.
-  const denied = accessProblems({ write: flags.metricsFile ? [flags.metricsFile] : [] });
+  // A run given a vault source does not check the network permissions: do it here, once,
+  // with the metrics file, which is watch's own.
+  const denied = accessProblems({
+    write: flags.metricsFile ? [flags.metricsFile] : [],
+    net: [
+      flags.endpoint,
+      ...(flags.auth.mode === "instance_principal"
+        ? [flags.auth.imdsUrl, flags.auth.authEndpoint]
+        : []),
+    ].filter((url): url is string => url !== undefined),
+  });
   for (const message of denied) log.log("error", "watch", message, { event: "not_permitted" });
   if (denied.length > 0) return 2;
 
@@ -141,6 +151,15 @@ export async function runWatch(
       ...fields,
     });
 
+  // Authenticated once, not per cycle (see SharedVault); each cycle keeps its --timeout.
+  const vault = new SharedVault({
+    auth: flags.auth,
+    region: flags.region,
+    endpoint: flags.endpoint,
+    stage: flags.stage,
+    timeoutMs: flags.requestTimeoutMs,
+    maxBytes: flags.maxBytes,
+  }, { runTimeoutMs: flags.timeoutMs });
   let unwritten: RunRecord | undefined;
   const writeMetrics = async (nextRunAtMs: number | undefined) => {
     if (flags.metricsFile && unwritten) {
@@ -154,12 +173,18 @@ export async function runWatch(
     jitterMs: options.jitterMs,
     runCycle: async (request) => {
       const started = Date.now();
-      // The cycle's signal stops the run when watch stops: nothing new starts, a file being
-      // written is finished, in-flight vault requests are abandoned.
-      const result = await run(
-        { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
-        { log, signal: request.signal },
-      );
+      // The cycle's view of the shared vault: when watch stops, its requests are abandoned, so
+      // the run fails what it had not fetched and ends; a file being written is finished first.
+      const source = vault.forRun(request.signal);
+      let result;
+      try {
+        result = await run(
+          { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
+          { log, source },
+        );
+      } finally {
+        source.close();
+      }
       cycles++;
       const ended = Date.now();
       logCycle(log, request, result.code, ended - started);
@@ -220,6 +245,7 @@ export async function runWatch(
   } finally {
     loop.stop();
     await feed?.stop();
+    vault.close();
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGHUP", onHup);
