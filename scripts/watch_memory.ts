@@ -17,6 +17,10 @@ export interface WatchMemory {
   rssAtEndKib: number;
   /** Peak resident memory (VmHWM) at the end, in KiB. */
   peakKib: number;
+  /** V8 heap in use after each cycle, as the cycle's log line reports it, in KiB. */
+  heapKib: number[];
+  /** Resident memory after each cycle, as the cycle's log line reports it, in KiB. */
+  rssKib: number[];
   seconds: number;
   /** Time from SIGTERM to exit, in ms. */
   stopMs: number;
@@ -63,6 +67,8 @@ export async function measureWatchMemory(cycles: number, dir: string): Promise<W
   let rssAt10Kib = 0;
   let rssAtEndKib = 0;
   let peakKib = 0;
+  const heapKib: number[] = [];
+  const rssKib: number[] = [];
   try {
     let rest = "";
     let seen = 0;
@@ -76,6 +82,9 @@ export async function measureWatchMemory(cycles: number, dir: string): Promise<W
       for (const line of parts) {
         if (!line.includes('"cycle_ended"')) continue;
         seen++;
+        const { heapUsedBytes, rssBytes } = JSON.parse(line);
+        heapKib.push(heapUsedBytes / 1024);
+        rssKib.push(rssBytes / 1024);
         if (seen === 10) rssAt10Kib = (await memory(child.pid)).rss;
         if (seen === cycles) ({ rss: rssAtEndKib, peak: peakKib } = await memory(child.pid));
       }
@@ -90,7 +99,7 @@ export async function measureWatchMemory(cycles: number, dir: string): Promise<W
     const { code } = await child.status;
     const stopMs = Date.now() - stopAt;
     await drain;
-    return { cycles, rssAt10Kib, rssAtEndKib, peakKib, seconds, stopMs, code };
+    return { cycles, rssAt10Kib, rssAtEndKib, peakKib, heapKib, rssKib, seconds, stopMs, code };
   } finally {
     try {
       child.kill("SIGKILL");
@@ -123,6 +132,17 @@ if (import.meta.main) {
         `RSS at cycle ${m.cycles}: ${mib(m.rssAtEndKib)} MiB (peak ${mib(m.peakKib)} MiB)\n` +
         `SIGTERM to exit:   ${m.stopMs} ms, exit code ${m.code}`,
     );
+    // Every tenth of the run: the heap (mean over that stretch, so GC's sawtooth averages out)
+    // and the resident memory at its end.
+    const step = Math.max(1, Math.floor(m.cycles / 10));
+    for (let at = step; at <= m.cycles; at += step) {
+      const heap = m.heapKib.slice(at - step, at);
+      console.log(
+        `  cycles ${at - step + 1}-${at}: heap ${
+          mib(heap.reduce((a, b) => a + b, 0) / heap.length)
+        } MiB (mean), RSS ${mib(m.rssKib[at - 1])} MiB`,
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

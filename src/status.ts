@@ -143,7 +143,7 @@ export function nextRun(input: Pick<StatusInput, "watch" | "timer" | "now">): Ne
       ? undefined
       : timer.available
       ? `oci-secretsync.timer is ${timer.unitFileState || "not installed"}`
-      : `systemd timer unknown (${timer.reason})`,
+      : `no systemd timer: ${timer.reason}`,
   ].filter((n): n is string => !!n);
   return { source: "none", note: notes.join("; ") || undefined };
 }

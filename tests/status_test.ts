@@ -103,7 +103,7 @@ Deno.test("nextRun(): a running watch first, then an enabled timer, else none wi
     nextRun({ watch: stopped, timer: { available: false, reason: "no systemd" }, now: NOW }),
     {
       source: "none",
-      note: "watch stopped at 2026-12-02T06:30:00Z; systemd timer unknown (no systemd)",
+      note: "watch stopped at 2026-12-02T06:30:00Z; no systemd timer: no systemd",
     },
   );
 });

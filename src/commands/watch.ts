@@ -279,6 +279,9 @@ function logCycle(
       code,
       outcome,
       durationMs: ms,
+      // For --json consumers watching a long-lived process: memory should stay flat.
+      heapUsedBytes: Deno.memoryUsage().heapUsed,
+      rssBytes: Deno.memoryUsage().rss,
     },
   );
 }

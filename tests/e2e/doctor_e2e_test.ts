@@ -37,7 +37,10 @@ Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a ver
     args: ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", shmRoot],
     stderr: "piped",
   }).output();
-  assert.ok(mounted.success, `mount a tmpfs (needs root): ${new TextDecoder().decode(mounted.stderr)}`);
+  assert.ok(
+    mounted.success,
+    `mount a tmpfs (needs root): ${new TextDecoder().decode(mounted.stderr)}`,
+  );
   const containers: string[] = [];
   try {
     const values = [secretValue("dir"), secretValue("file"), secretValue("file2")];
