@@ -33,7 +33,11 @@ const SECRETS = [
 ];
 
 /** Runs the measurement; `dir` is a directory the CLI may read and write. */
-export async function measureWatchMemory(cycles: number, dir: string): Promise<WatchMemory> {
+export async function measureWatchMemory(
+  cycles: number,
+  dir: string,
+  options: { v8Flags?: string } = {},
+): Promise<WatchMemory> {
   const oci = await startOciStandIn();
   const root = `${dir}/secrets`;
   await Deno.mkdir(root, { mode: 0o700 });
@@ -62,7 +66,11 @@ export async function measureWatchMemory(cycles: number, dir: string): Promise<W
     "--jitter",
     "0",
     "--json",
-  ], { paths: [dir], stderr: "null" }).spawn();
+  ], {
+    paths: [dir],
+    stderr: "null",
+    env: options.v8Flags ? { DENO_V8_FLAGS: options.v8Flags } : {},
+  }).spawn();
   const started = Date.now();
   let rssAt10Kib = 0;
   let rssAtEndKib = 0;
@@ -119,14 +127,18 @@ async function memory(pid: number): Promise<{ rss: number; peak: number }> {
 
 if (import.meta.main) {
   const cycles = Number(Deno.args[0] ?? 1000);
+  // e.g. --max-old-space-size=40: a leak would end the process long before the last cycle.
+  const v8Flags = Deno.args[1];
   const base = `${Deno.env.get("TMPDIR") ?? "/tmp"}/secretsync-e2e`;
   await Deno.mkdir(base, { recursive: true, mode: 0o700 });
   const dir = await Deno.makeTempDir({ dir: base, prefix: "watch-memory-" });
   try {
-    const m = await measureWatchMemory(cycles, dir);
+    const m = await measureWatchMemory(cycles, dir, { v8Flags });
     const mib = (kib: number) => (kib / 1024).toFixed(1);
     console.log(
-      `watch, ${m.cycles} full cycles in ${m.seconds.toFixed(1)} s ` +
+      `watch${v8Flags ? ` (${v8Flags})` : ""}, ${m.cycles} full cycles in ${
+        m.seconds.toFixed(1)
+      } s ` +
         `(${(m.seconds * 1000 / m.cycles).toFixed(1)} ms a cycle)\n` +
         `RSS at cycle 10:   ${mib(m.rssAt10Kib)} MiB\n` +
         `RSS at cycle ${m.cycles}: ${mib(m.rssAtEndKib)} MiB (peak ${mib(m.peakKib)} MiB)\n` +
