@@ -9,12 +9,14 @@
  * secretsync watch [--interval 6h] [--jitter 5m]  # sync in a loop; SIGHUP now, SIGTERM stops
  * secretsync status [--json]                     # last run, next run, each entry; no values
  * secretsync doctor                              # check the set-up, one line per check
+ * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)
  * ```
  *
  * @module
  */
 import { Command, CommanderError } from "commander";
 import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
+import { envWrapperCommand, parseEnvWrapperArgs, runEnvWrapper } from "./commands/env_wrapper.ts";
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { doctorCommand, parseDoctorArgs, runDoctor } from "./commands/doctor.ts";
@@ -34,6 +36,10 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   check: (args) => runCheck(parseCheckArgs(args)),
   install: (args) => runInstall(parseInstallArgs(args)),
   recipe: (args) => runRecipe(parseRecipeArgs(args)),
+  "env-wrapper": (args) => {
+    parseEnvWrapperArgs(args);
+    return runEnvWrapper();
+  },
 };
 
 /** sync's options, freshly declared, for the commands that take them too. */
@@ -55,6 +61,7 @@ function program(): Command {
     .addCommand(checkCommand())
     .addCommand(installCommand())
     .addCommand(recipeCommand())
+    .addCommand(envWrapperCommand())
     .addHelpText(
       "after",
       "\nExit codes: 0 nothing changed, 3 something changed, 1 some entry failed, 2 usage or map error.",

@@ -25,6 +25,7 @@ Deno.test("parseSyncArgs() gives the documented defaults", () => {
     stateDir: "/run/oci-secretsync",
     lockTimeoutMs: 60_000,
     recipesDir: undefined,
+    metricsFile: undefined,
   });
 });
 
@@ -36,6 +37,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     ...["--runtime", "podman", "--concurrency", "3", "--stage", "previous", "--dry-run", "--json"],
     ...["--timeout", "20", "--request-timeout", "2", "--max-size", "1024"],
     ...["--state-dir", "/run/x", "--lock-timeout", "5", "--recipes-dir", "/etc/r"],
+    ...["--metrics-file", "/var/lib/node_exporter/secretsync.prom"],
   ]);
   assert.deepEqual(options, {
     map: "/etc/m.csv",
@@ -54,6 +56,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     stateDir: "/run/x",
     lockTimeoutMs: 5_000,
     recipesDir: "/etc/r",
+    metricsFile: "/var/lib/node_exporter/secretsync.prom",
   });
 });
 
@@ -68,6 +71,7 @@ Deno.test("parseSyncArgs() and parseCheckArgs() refuse bad values with one Usage
     [["--root", "/"], /--root "\/" must be an absolute, normalized directory other than \//],
     [["--root", "/run/a/../b"], /must be an absolute, normalized/],
     [["--state-dir", "state"], /--state-dir must be an absolute/],
+    [["--metrics-file", "m.prom"], /--metrics-file must be an absolute, normalized path/],
   ];
   for (const [args, pattern] of cases) {
     await t.step(args.join(" "), () => {

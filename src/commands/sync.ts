@@ -11,6 +11,7 @@ import { writeRunMetricsLogged } from "../metrics.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
 import { accessProblems } from "../permissions.ts";
 import { run, type RunOptions } from "../run.ts";
+import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, how to log, where metrics go. */
@@ -41,7 +42,10 @@ const syncSchema = z
     map: z.string().min(1, "--map must name a file"),
     roots: rootsSchema,
     auth: z.string().transform((s) => s.replaceAll("-", "_")).pipe(
-      z.enum(["instance_principal", "api_key"], "--auth must be instance_principal or api_key"),
+      z.enum(
+        AUTH_MODES,
+        `--auth must be ${AUTH_MODES.slice(0, -1).join(", ")} or ${AUTH_MODES.at(-1)}`,
+      ),
     ),
     ociConfig: z.string().min(1).optional(),
     profile: z.string().min(1, "--profile must not be empty"),
@@ -77,9 +81,7 @@ const syncSchema = z
   .transform((o): SyncOptions => ({
     map: o.map,
     roots: o.roots,
-    auth: o.auth === "api_key"
-      ? { mode: "api_key", configFile: o.ociConfig ?? defaultOciConfig(), profile: o.profile }
-      : { mode: "instance_principal", imdsUrl: o.imdsUrl, authEndpoint: o.authEndpoint },
+    auth: authOf(o),
     region: o.region,
     endpoint: o.endpoint,
     runtime: o.runtime,
@@ -96,6 +98,22 @@ const syncSchema = z
     metricsFile: o.metricsFile,
   }));
 
+function authOf(
+  o: { auth: VaultAuth["mode"]; ociConfig?: string; profile: string; imdsUrl: string } & {
+    authEndpoint?: string;
+  },
+): VaultAuth {
+  switch (o.auth) {
+    case "api_key":
+    case "security_token":
+      return { mode: o.auth, configFile: o.ociConfig ?? defaultOciConfig(), profile: o.profile };
+    case "resource_principal":
+      return { mode: "resource_principal" };
+    default:
+      return { mode: "instance_principal", imdsUrl: o.imdsUrl, authEndpoint: o.authEndpoint };
+  }
+}
+
 function defaultOciConfig(): string {
   return `${Deno.env.get("HOME") ?? ""}/.oci/config`;
 }
@@ -111,8 +129,11 @@ export function syncCommand(): Command {
       collect,
       [],
     )
-    .option("--auth <mode>", "instance_principal or api_key", "instance_principal")
-    .option("--oci-config <file>", "OCI config file for api_key (default: ~/.oci/config)")
+    .option("--auth <mode>", AUTH_MODES.join(", "), "instance_principal")
+    .option(
+      "--oci-config <file>",
+      "OCI config file for api_key and security_token (default: ~/.oci/config)",
+    )
     .option("--profile <name>", "profile in the OCI config file", "DEFAULT")
     .option(
       "--region <id>",

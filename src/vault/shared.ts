@@ -70,10 +70,13 @@ export class SharedVault {
     else stop.addEventListener("abort", onStop, { once: true });
     let failed = false;
     return {
-      fetch: async (secretId) => {
+      fetch: async (secretId, query) => {
         try {
           const source = await untilAborted(this.#connection(), deadline.signal);
-          return await untilAborted(source.fetch(secretId), deadline.signal);
+          return await untilAborted(
+            query ? source.fetch(secretId, query) : source.fetch(secretId),
+            deadline.signal,
+          );
         } catch (error) {
           failed = true;
           throw error;
