@@ -29,6 +29,7 @@ import { basename, dirname } from "../paths.ts";
 import { targetLabel } from "../plan.ts";
 import { detectRuntime } from "../reload/runtime.ts";
 import { directoryProblems } from "../roots.ts";
+import { fetchKey, referenceOf } from "../reference.ts";
 import { readSchedule } from "../schedule.ts";
 import { readState } from "../state.ts";
 import { messageOf } from "../sync.ts";
@@ -236,7 +237,12 @@ async function authCheck(entry: Entry, flags: RunFlags): Promise<CheckResult> {
       signal: AbortSignal.timeout(flags.timeoutMs),
       maxBytes: flags.maxBytes,
     });
-    const { version } = await source.fetch(entry.secretId);
+    // As sync asks for it: a bare OCID as itself, a name or a pinned version with its query.
+    const query = referenceOf(entry);
+    const label = fetchKey({ secret: query.secret, version: query.version });
+    const { version } = "ocid" in query.secret && !query.version
+      ? await source.fetch(label)
+      : await source.fetch(label, { secret: query.secret, version: query.version });
     return {
       level: "ok",
       subject,
