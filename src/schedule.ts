@@ -32,7 +32,11 @@ export function scheduleFile(stateDir: string): string {
 /** Writes the schedule atomically (mode 0600). */
 export async function writeSchedule(stateDir: string, schedule: WatchSchedule): Promise<void> {
   const body = JSON.stringify({ version: 1, ...schedule }) + "\n";
-  await atomicWrite(scheduleFile(stateDir), new TextEncoder().encode(body), { mode: 0o600 });
+  // A fixed temp name, not a run's: watch writes this outside the run lock, and a run holding
+  // the lock removes the state directory's run temp files as leftovers of a crash.
+  await atomicWrite(scheduleFile(stateDir), new TextEncoder().encode(body), { mode: 0o600 }, {
+    temp: `${stateDir}/.watch.json.tmp`,
+  });
 }
 
 /**

@@ -203,3 +203,29 @@ Deno.test("doctor: a map others can write and a missing container fail; exit 1",
     await ws.cleanup();
   }
 });
+
+Deno.test("doctor: auth fetches a map line by name as sync would, and shows its version", async () => {
+  const oci = await startOciStandIn();
+  const ws = await makeWorkspace();
+  try {
+    const value = secretValue("named");
+    oci.setSecret("ocid1.vaultsecret.oc1.iad.amaaaaaadoctornamed", value, { name: "db-password" });
+    oci.setSecret("ocid1.vaultsecret.oc1.iad.amaaaaaadoctornamed", secretValue("named2"), {
+      name: "db-password",
+    });
+    await ws.writeMap([`name:db-password@${oci.vaultId},${ws.root}/db,0600,,`]);
+    const result = await runCli(["doctor", ...ws.args(), ...instancePrincipalArgs(oci)]);
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `^ok {3}auth instance_principal: fetched name:db-password@${oci.vaultId}.*: version 2$`,
+        "m",
+      ),
+      result.stdout + result.stderr,
+    );
+    assertNoLeak([value], result.stdout, result.stderr);
+  } finally {
+    await ws.cleanup();
+    await oci.close();
+  }
+});
