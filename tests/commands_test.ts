@@ -26,6 +26,7 @@ Deno.test("parseSyncArgs() gives the documented defaults", () => {
     lockTimeoutMs: 60_000,
     recipesDir: undefined,
     metricsFile: undefined,
+    allowStopSignals: false,
   });
 });
 
@@ -38,6 +39,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     ...["--timeout", "20", "--request-timeout", "2", "--max-size", "1024"],
     ...["--state-dir", "/run/x", "--lock-timeout", "5", "--recipes-dir", "/etc/r"],
     ...["--metrics-file", "/var/lib/node_exporter/secretsync.prom"],
+    "--allow-stop-signals",
   ]);
   assert.deepEqual(options, {
     map: "/etc/m.csv",
@@ -57,6 +59,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     lockTimeoutMs: 5_000,
     recipesDir: "/etc/r",
     metricsFile: "/var/lib/node_exporter/secretsync.prom",
+    allowStopSignals: true,
   });
 });
 
@@ -85,5 +88,6 @@ Deno.test("parseSyncArgs() and parseCheckArgs() refuse bad values with one Usage
     map: "/etc/oci-secretsync/map.csv",
     roots: ["/srv/s"],
     json: false,
+    allowStopSignals: false,
   });
 });

@@ -8,7 +8,7 @@ import { parseStatusArgs } from "../src/commands/status.ts";
 import { parseSyncArgs, syncCommand } from "../src/commands/sync.ts";
 import { UsageError } from "../src/commands/usage.ts";
 import { parseWatchArgs, watchCommand } from "../src/commands/watch.ts";
-import { main } from "../src/main.ts";
+import { cliCommand } from "../scripts/permissions.ts";
 
 const syncOptions = () => syncCommand().options;
 
@@ -65,37 +65,18 @@ Deno.test("watch, status and doctor --help show an example; the program lists th
   assert.ok(names(watchCommand(syncOptions())).includes("--metrics-file"));
   assert.ok(!names(watchCommand(syncOptions())).includes("--dry-run"));
   assert.ok(!names(doctorCommand(syncOptions())).includes("--metrics-file"));
+  // As a subprocess: commander ends the process after printing help.
   for (const command of ["watch", "status", "doctor"]) {
-    const out = await captureStdout(() => main([command, "--help"]));
+    const out = await cliCommand([command, "--help"]).output();
     assert.equal(out.code, 0, command);
-    assert.match(out.text, /Example:\n {2}secretsync /, `${command} --help has an example`);
+    assert.match(
+      new TextDecoder().decode(out.stdout),
+      /Example:\n {2}secretsync /,
+      `${command} --help has an example`,
+    );
   }
-  const top = await captureStdout(() => main(["--help"]));
+  const top = new TextDecoder().decode((await cliCommand(["--help"]).output()).stdout);
   for (const command of ["watch", "status", "doctor"]) {
-    assert.match(top.text, new RegExp(`\\n  ${command} `));
+    assert.match(top, new RegExp(`\\n  ${command} `));
   }
 });
-
-async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; text: string }> {
-  const chunks: string[] = [];
-  const write = Deno.stdout.write;
-  const writeSync = Deno.stdout.writeSync;
-  const original = console.log;
-  Deno.stdout.write = (p: Uint8Array) => {
-    chunks.push(new TextDecoder().decode(p));
-    return Promise.resolve(p.length);
-  };
-  Deno.stdout.writeSync = (p: Uint8Array) => {
-    chunks.push(new TextDecoder().decode(p));
-    return p.length;
-  };
-  console.log = (...args: unknown[]) => chunks.push(args.join(" ") + "\n");
-  try {
-    const code = await fn();
-    return { code, text: chunks.join("") };
-  } finally {
-    Deno.stdout.write = write;
-    Deno.stdout.writeSync = writeSync;
-    console.log = original;
-  }
-}

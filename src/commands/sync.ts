@@ -77,6 +77,7 @@ const syncSchema = z
       isNormalizedAbsolute,
       "--metrics-file must be an absolute, normalized path",
     ).optional(),
+    allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -96,6 +97,7 @@ const syncSchema = z
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
     metricsFile: o.metricsFile,
+    allowStopSignals: o.allowStopSignals,
   }));
 
 function authOf(
@@ -164,6 +166,11 @@ export function syncCommand(): Command {
     .option(
       "--metrics-file <file>",
       "write Prometheus metrics here after the run (node_exporter textfile), atomically",
+    )
+    .option(
+      "--allow-stop-signals",
+      "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
+      false,
     )
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);
