@@ -165,7 +165,7 @@ Deno.test("doctor: directory mount ok, single-file mount fails, auth shows a ver
   }
 });
 
-Deno.test("doctor: a map others can write and a missing container fail; exit 1", async () => {
+Deno.test("doctor: a missing container, unreachable auth and a map others can write fail; exit 1", async () => {
   const ws = await makeWorkspace();
   try {
     await ws.writeMap([
@@ -173,32 +173,38 @@ Deno.test("doctor: a map others can write and a missing container fail; exit 1",
         crypto.randomUUID().slice(0, 8)
       },HUP`,
     ]);
-    await Deno.chmod(ws.map, 0o666);
     // No OCI needed for what is asserted; the auth check goes to a closed loopback port.
-    const result = await runCli([
-      "doctor",
-      ...ws.args(),
-      "--runtime",
-      "podman",
-      "--imds-url",
-      "http://127.0.0.1:9/opc/v2/",
-      "--auth-endpoint",
-      "http://127.0.0.1:9",
-      "--endpoint",
-      "http://127.0.0.1:9",
-      "--timeout",
-      "5",
-    ]);
+    const doctor = () =>
+      runCli([
+        "doctor",
+        ...ws.args(),
+        "--runtime",
+        "podman",
+        "--imds-url",
+        "http://127.0.0.1:9/opc/v2/",
+        "--auth-endpoint",
+        "http://127.0.0.1:9",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--timeout",
+        "5",
+      ]);
+    const result = await doctor();
     assert.equal(result.code, 1, result.stdout + result.stderr);
     assert.match(
       result.stdout,
-      /^FAIL map owner: .* mode 0666: group or others can write it — chmod go-w/m,
-    );
-    assert.match(
-      result.stdout,
-      /^FAIL container secretsync-no-such-container-\S+: no such container/m,
+      /^FAIL container secretsync-no-such-container-\S+: no such container — start it/m,
     );
     assert.match(result.stdout, /^FAIL auth instance_principal: cannot fetch/m);
+
+    await Deno.chmod(ws.map, 0o666);
+    const writable = await doctor();
+    assert.equal(writable.code, 1);
+    assert.match(writable.stdout, /^FAIL map \S+: .*group or others/m);
+    assert.match(
+      writable.stdout,
+      /^FAIL map owner: .* mode 0666: group or others can write it — chmod go-w/m,
+    );
   } finally {
     await ws.cleanup();
   }
