@@ -8,6 +8,7 @@
  */
 import type { MountInfo } from "./mounts.ts";
 import { MEMORY_FILESYSTEMS } from "./mounts.ts";
+import { ownershipProblem } from "./ownership.ts";
 import { dirname, isInside } from "./paths.ts";
 import type { ContainerMount } from "./reload/runtime.ts";
 import type { TimerInfo } from "./timer.ts";
@@ -47,7 +48,7 @@ export interface Ownership {
 /**
  * A file secretsync trusts (the map, a recipe file) must belong to root or to the user running
  * secretsync, and be writable by nobody else: whoever can edit the map chooses what gets
- * written where and which containers are signalled.
+ * written where and which containers are signalled. The rule is `ownershipProblem()`'s.
  */
 export function ownershipCheck(
   subject: string,
@@ -56,27 +57,19 @@ export function ownershipCheck(
   uid: number | null,
 ): CheckResult {
   const mode = (info.mode ?? 0) & 0o7777;
-  const owner = info.uid;
-  if (owner !== null && owner !== 0 && owner !== uid) {
+  const problem = ownershipProblem(info, { owners: "root-or-self", uid });
+  if (problem) {
     return {
       level: "fail",
       subject,
-      message: `${path} belongs to uid ${owner}, not to root or uid ${uid}`,
-      fix: `chown root: ${path}`,
-    };
-  }
-  if (mode & 0o022) {
-    return {
-      level: "fail",
-      subject,
-      message: `${path} has mode 0${mode.toString(8)}: group or others can write it`,
-      fix: `chmod go-w ${path}`,
+      message: `${path}: ${problem}`,
+      fix: (info.mode ?? 0) & 0o022 ? `chmod go-w ${path}` : `chown root: ${path}`,
     };
   }
   return {
     level: "ok",
     subject,
-    message: `${path} belongs to uid ${owner}, mode 0${mode.toString(8)}`,
+    message: `${path} belongs to uid ${info.uid}, mode 0${mode.toString(8)}`,
   };
 }
 

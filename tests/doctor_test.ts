@@ -20,10 +20,11 @@ Deno.test("ownershipCheck() fails a file another user owns or others can write",
   assert.equal(ownershipCheck("map", "/m", { uid: 1000, mode: 0o100600 }, 1000).level, "ok");
   const foreign = ownershipCheck("map", "/m", { uid: 1000, mode: 0o100644 }, 0);
   assert.equal(foreign.level, "fail");
-  assert.match(foreign.message, /belongs to uid 1000/);
+  assert.match(foreign.message, /it is owned by uid 1000, not by uid 0/);
+  assert.equal(foreign.fix, "chown root: /m");
   const writable = ownershipCheck("map", "/m", { uid: 0, mode: 0o100664 }, 0);
   assert.equal(writable.level, "fail");
-  assert.match(writable.message, /mode 0664: group or others can write/);
+  assert.match(writable.message, /mode 0664 lets group or others write it/);
   assert.equal(writable.fix, "chmod go-w /m");
 });
 

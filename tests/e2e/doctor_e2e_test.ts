@@ -203,7 +203,7 @@ Deno.test("doctor: a missing container, unreachable auth and a map others can wr
     assert.match(writable.stdout, /^FAIL map \S+: .*group or others/m);
     assert.match(
       writable.stdout,
-      /^FAIL map owner: .* mode 0666: group or others can write it — chmod go-w/m,
+      /^FAIL map owner: .* mode 0666 lets group or others write it — chmod go-w/m,
     );
   } finally {
     await ws.cleanup();
