@@ -176,18 +176,22 @@ export async function runWatch(
       // The cycle's view of the shared vault: when watch stops, its requests are abandoned, so
       // the run fails what it had not fetched and ends; a file being written is finished first.
       const source = vault.forRun(request.signal);
+      // The signal also goes to the run itself: a run layer that takes one stops waiting for
+      // the lock on it and leaves SIGTERM to watch (a run without a signal adds its own
+      // listeners). Passed as a variable, so a run layer without the field simply ignores it.
+      const deps = { log, source, signal: request.signal };
       let result;
       try {
         result = await run(
           { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
-          { log, source },
+          deps,
         );
       } finally {
         source.close();
       }
       cycles++;
       const ended = Date.now();
-      logCycle(log, request, result.code, ended - started);
+      logCycle(log, request, result.code, ended - started, request.signal.aborted);
       unwritten = { ...result, startedAtMs: started, endedAtMs: ended, stateDir: flags.stateDir };
       // A full cycle's metrics wait for its next due time (onScheduled); a partial cycle does
       // not move it.
@@ -261,13 +265,15 @@ function logCycle(
   request: Omit<CycleRequest, "signal">,
   code: number,
   ms: number,
+  stopped: boolean,
 ): void {
   const what = request.secretIds
     ? `for ${request.secretIds.length} secret${request.secretIds.length === 1 ? "" : "s"}`
     : "full";
-  const outcome = outcomeOfCode(code);
+  // Cut short by the stop: what it left undone is the stop's doing, not a failure to alert on.
+  const outcome = stopped ? "stopped" : outcomeOfCode(code);
   log.log(
-    code === 0 || code === 3 ? "info" : "error",
+    stopped || code === 0 || code === 3 ? "info" : "error",
     "watch",
     `Cycle ${request.number} (${what}, ${request.trigger}) ended: ${outcome}, exit ${code}, in ${
       (ms / 1000).toFixed(2)

@@ -258,6 +258,7 @@ Deno.test("watch: SIGTERM during a cycle stuck on the vault ends it within a sec
     assert.equal(code, 0);
     assert.ok(took < 1000, `SIGTERM ended a hanging cycle in ${took} ms`);
     assert.equal(await Deno.readTextFile(`${ws.root}/token`), value);
+    await out.waitFor(/Cycle 2 \(full, request\) ended: stopped, exit 1/);
   } finally {
     try {
       child.kill("SIGKILL");
