@@ -77,6 +77,11 @@ const syncSchema = z
       isNormalizedAbsolute,
       "--metrics-file must be an absolute, normalized path",
     ).optional(),
+    rate: z.string().regex(
+      /^\d{1,6}(\.\d{1,3})?$/,
+      "--rate must be a number of requests per second",
+    )
+      .transform(Number).pipe(z.number().positive("--rate must be more than 0")).optional(),
     allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
@@ -97,6 +102,7 @@ const syncSchema = z
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
     metricsFile: o.metricsFile,
+    ...(o.rate !== undefined ? { rate: o.rate } : {}),
     allowStopSignals: o.allowStopSignals,
   }));
 
@@ -166,6 +172,10 @@ export function syncCommand(): Command {
     .option(
       "--metrics-file <file>",
       "write Prometheus metrics here after the run (node_exporter textfile), atomically",
+    )
+    .option(
+      "--rate <n>",
+      "vault requests per second at most (a 429 from the vault slows the run down further)",
     )
     .option(
       "--allow-stop-signals",
