@@ -236,6 +236,7 @@ async function authCheck(entry: Entry, flags: RunFlags): Promise<CheckResult> {
       timeoutMs: flags.requestTimeoutMs,
       signal: AbortSignal.timeout(flags.timeoutMs),
       maxBytes: flags.maxBytes,
+      rate: flags.rate,
     });
     // As sync asks for it: a bare OCID as itself, a name or a pinned version with its query.
     const query = referenceOf(entry);

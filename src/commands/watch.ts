@@ -159,6 +159,7 @@ export async function runWatch(
     stage: flags.stage,
     timeoutMs: flags.requestTimeoutMs,
     maxBytes: flags.maxBytes,
+    rate: flags.rate,
   }, { runTimeoutMs: flags.timeoutMs });
   let unwritten: RunRecord | undefined;
   const writeMetrics = async (nextRunAtMs: number | undefined) => {
