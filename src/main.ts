@@ -5,6 +5,7 @@
  * secretsync sync  [--map FILE] [--root DIR] …   # fetch, write, reload
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
+ * secretsync uninstall [--dry-run]               # stop and remove them; keep map and secrets
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
  * secretsync watch [--interval 6h] [--jitter 5m]  # sync in a loop; SIGHUP now, SIGTERM stops
  * secretsync status [--json]                     # last run, next run, each entry; no values
@@ -22,8 +23,10 @@ import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts"
 import { doctorCommand, parseDoctorArgs, runDoctor } from "./commands/doctor.ts";
 import { parseStatusArgs, runStatus, statusCommand } from "./commands/status.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
+import { parseUninstallArgs, runUninstall, uninstallCommand } from "./commands/uninstall.ts";
 import { UsageError } from "./commands/usage.ts";
 import { parseWatchArgs, runWatch, watchCommand } from "./commands/watch.ts";
+import { errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
@@ -37,6 +40,7 @@ const commands = new Map<string, (args: string[]) => Promise<number>>([
   ["doctor", (args) => runDoctor(parseDoctorArgs(args, parseSyncArgs, syncFlags()))],
   ["check", (args) => runCheck(parseCheckArgs(args))],
   ["install", (args) => runInstall(parseInstallArgs(args))],
+  ["uninstall", (args) => runUninstall(parseUninstallArgs(args))],
   ["recipe", (args) => runRecipe(parseRecipeArgs(args))],
   ["env-wrapper", (args) => {
     parseEnvWrapperArgs(args);
@@ -68,6 +72,7 @@ function program(): Command {
     .addCommand(doctorCommand(syncFlags()))
     .addCommand(checkCommand())
     .addCommand(installCommand())
+    .addCommand(uninstallCommand())
     .addCommand(recipeCommand())
     .addCommand(envWrapperCommand())
     .addHelpText(
@@ -93,12 +98,12 @@ export async function main(args: string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof UsageError) {
-      console.error(`secretsync: ${error.message}`);
+      console.error(errorText(`secretsync: ${error.message}`));
       return 2;
     }
     if (error instanceof Deno.errors.NotCapable) {
       // Something this build may not touch, found only on the way: say how to proceed.
-      console.error(`secretsync: ${explainNotCapable(error)}`);
+      console.error(errorText(`secretsync: ${explainNotCapable(error)}`));
       return 1;
     }
     throw error;
