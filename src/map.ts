@@ -4,7 +4,7 @@
  * Format (compatible with the original bash tool):
  *
  * ```
- * # ocid,path,mode,target,reload[,owner]
+ * # ocid,path,mode,target,reload[,owner[,options]]
  * ocid1.vaultsecret.oc1..aaaa,/run/secrets/db_password,0600,myapp,HUP
  * ```
  *
@@ -46,6 +46,11 @@ export interface Entry {
   owner?: { uid: number; gid: number };
   target?: Target;
   reload?: Reload;
+  /**
+   * The seventh column says `nocheck`: the content is written as it is, without the PEM
+   * checks (for a file that only looks like PEM).
+   */
+  noContentCheck?: true;
 }
 
 /** A map line that failed validation. */
@@ -73,6 +78,8 @@ const UNIT_NAME = /^[a-zA-Z0-9:_.\\@-]+\.service$/;
 const MODE = /^0?[0-7]{3}$/;
 const OWNER = /^(\d{1,10}):(\d{1,10})$/;
 const DEFAULT_MODE = 0o600;
+/** Words the seventh column (`options`, space-separated) may hold. */
+const OPTIONS = ["nocheck"];
 
 /**
  * What ends a map line: LF, CRLF, or a bare CR (as old Mac editors write). CRs before an LF
@@ -149,13 +156,13 @@ function rowSchema(options: ParseMapOptions) {
   return z
     .array(z.string())
     .transform((fields, ctx) => {
-      if (fields.length < 3 || fields.length > 6) {
+      if (fields.length < 3 || fields.length > 7) {
         return fail(
           ctx,
-          `expected 3 to 6 fields (ocid,path,mode[,target,reload[,owner]]), found ${fields.length}`,
+          `expected 3 to 7 fields (ocid,path,mode[,target,reload[,owner[,options]]]), found ${fields.length}`,
         );
       }
-      const [secretId, path, mode, target, reload, owner] = fields;
+      const [secretId, path, mode, target, reload, owner, flags] = fields;
       const ref = checkReference(secretId, ctx);
       const entry: Omit<Entry, "line"> = {
         secretId: ref ? formatReference(ref) : secretId,
@@ -171,6 +178,7 @@ function rowSchema(options: ParseMapOptions) {
       if (parsedTarget) entry.target = parsedTarget;
       if (parsedReload) entry.reload = parsedReload;
       if (owner) entry.owner = checkOwner(owner, ctx);
+      if (flags && checkOptions(flags, ctx).includes("nocheck")) entry.noContentCheck = true;
       return entry;
     });
 }
@@ -271,6 +279,19 @@ function checkOwner(value: string, ctx: Ctx): { uid: number; gid: number } {
     return fail(ctx, `owner "${clip(value)}" must be numeric uid:gid, like 1000:1000`);
   }
   return { uid, gid };
+}
+
+function checkOptions(value: string, ctx: Ctx): string[] {
+  const words = value.split(/\s+/).filter((word) => word !== "");
+  const unknown = words.filter((word) => !OPTIONS.includes(word));
+  if (unknown.length > 0) {
+    fail(
+      ctx,
+      `option "${clip(unknown[0])}" is not known (the seventh column takes: ${OPTIONS.join(", ")})`,
+    );
+    return [];
+  }
+  return words;
 }
 
 /** Two lines writing one path, or one path inside another's, cannot both be honoured. */

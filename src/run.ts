@@ -28,7 +28,7 @@ import {
 } from "./state.ts";
 import { exitCodeOf, messageOf, sync, type SyncReport } from "./sync.ts";
 import { entrySelector } from "./reference.ts";
-import { credentialFiles, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
+import { credentialProblems, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
 import { removeStaleTempFiles } from "./write.ts";
 
 /** What a run does; `sync`'s flags, parsed. */
@@ -66,6 +66,10 @@ export interface RunOptions {
   secrets?: readonly string[];
   /** Why this run happened (`timer`, `watch`, `event`…), recorded in `lastRun`. */
   trigger?: string;
+  /** Write certificates outside their validity window. @default false */
+  allowExpired?: boolean;
+  /** Warn about certificates expiring within this many ms. @default 14 days */
+  warnExpiryMs?: number;
 }
 
 /** What a run talks to; a long-lived caller passes its own to reuse them across runs. */
@@ -123,16 +127,18 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
   if (!recipes) return { code: 2 };
   const entries = await loadMap(options, log, recipes);
   if (!entries) return { code: 2 };
-  const denied = accessProblems({
-    write: options.dryRun ? [] : [...options.roots, options.stateDir],
-    read: credentialFiles(options.auth),
-    net: deps.source ? [] : [
-      options.endpoint,
-      ...(options.auth.mode === "instance_principal"
-        ? [options.auth.imdsUrl, options.auth.authEndpoint]
-        : []),
-    ].filter((url): url is string => url !== undefined),
-  });
+  const denied = [
+    ...credentialProblems(options.auth),
+    ...accessProblems({
+      write: options.dryRun ? [] : [...options.roots, options.stateDir],
+      net: deps.source ? [] : [
+        options.endpoint,
+        ...(options.auth.mode === "instance_principal"
+          ? [options.auth.imdsUrl, options.auth.authEndpoint]
+          : []),
+      ].filter((url): url is string => url !== undefined),
+    }),
+  ];
   for (const message of denied) log.log("error", "sync", message, { event: "not_permitted" });
   if (denied.length > 0) return { code: 2 };
   if (options.dryRun) {
@@ -186,6 +192,7 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
       recipes,
       previous.pendingReloads,
       oweReloads,
+      previous.entries,
     );
     const code = exitCodeOf(report);
     const state: State = {
@@ -223,6 +230,8 @@ export function recordEntries(
   at: string,
 ): Record<string, EntryState> {
   const results = new Map(report.results.map((r) => [r.entry.path, r]));
+  // Read from each certificate file as it now is, whatever this run did to it.
+  const notAfters = new Map(report.certificates.map((c) => [c.path, c.notAfter]));
   const records: Record<string, EntryState> = {};
   for (const entry of entries) {
     const before = previous.entries?.[entry.path];
@@ -245,7 +254,9 @@ export function recordEntries(
         error: result.error,
       };
     }
-    if (record) records[entry.path] = withoutUndefined(record);
+    if (record) {
+      records[entry.path] = withoutUndefined({ ...record, notAfter: notAfters.get(entry.path) });
+    }
   }
   return records;
 }
@@ -273,6 +284,7 @@ async function syncOnce(
   recipes: RecipeRegistry,
   pendingReloads: readonly string[],
   oweReloads?: (paths: string[]) => Promise<void>,
+  recorded: State["entries"] = {},
 ): Promise<SyncReport> {
   const { log } = deps;
   const selected = options.secrets ? entries.filter(entrySelector(options.secrets)) : entries;
@@ -315,6 +327,13 @@ async function syncOnce(
       concurrency: options.concurrency,
       pendingReloads,
       secrets: options.secrets,
+      allowExpired: options.allowExpired,
+      warnExpiryMs: options.warnExpiryMs,
+      recordedVersions: new Map(
+        Object.entries(recorded).flatMap(([path, r]) =>
+          r.version === undefined ? [] : [[path, r.version]]
+        ),
+      ),
       stage: options.stage,
     });
   } finally {

@@ -5,11 +5,15 @@
  *
  * @module
  */
-import type { Entry } from "./map.ts";
+import type { Entry, Reload, Target } from "./map.ts";
 import type { Logger } from "./log.ts";
 import { dirname, isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
+import { expiresWithin, readPem } from "./pem.ts";
+import { readCurrent, refusedWrites } from "./precheck.ts";
+import { ValidationError } from "./reload/runtime.ts";
+import { restoreSnapshot, type Snapshot, takeSnapshot } from "./rollback.ts";
 import { errorMessage } from "./text.ts";
 import { selectKey } from "./extract.ts";
 import { entrySelector, fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
@@ -32,6 +36,11 @@ export type ReloadOutcome = "reloaded" | "skipped";
 /** Performs one planned reload; throws with a reason when it could not. */
 export interface Reloader {
   reload(action: ReloadAction): Promise<ReloadOutcome>;
+  /**
+   * Whether reloading `target` with `reload` first validates the new files in the server (a
+   * refusal throws a `ValidationError`): the run then keeps the old files to put them back.
+   */
+  validates?(target: Target, reload: Reload): boolean;
 }
 
 /** The edges a run talks to; tests point them at the OCI stand-in and real podman. */
@@ -56,6 +65,14 @@ export interface SyncSettings {
   concurrency: number;
   /** Paths whose reload failed in an earlier run: their targets are reloaded again. */
   pendingReloads?: readonly string[];
+  /** Accept certificates outside their validity window. @default false */
+  allowExpired?: boolean;
+  /** Warn about certificates that expire within this many ms. @default 14 days */
+  warnExpiryMs?: number;
+  /** The clock for validity and expiry. @default the time the run starts */
+  now?: Date;
+  /** The version each path held after the last run (from the state), for rollback messages. */
+  recordedVersions?: ReadonlyMap<string, number | string>;
   /**
    * The run's `--stage`, which lines without their own `?stage=`/`?version=` fetch; lets
    * `REF` and `REF?stage=CURRENT` share one fetch. @default unknown: they are fetched apart
@@ -98,8 +115,20 @@ export interface SyncReport {
   pendingReloads: string[];
   /** How many entries and reloads failed. */
   failures: number;
+  /** Entries written, then put back because their target's validation refused them. */
+  rolledBack: Entry[];
+  /** Each certificate file's leaf, as the file now is (for state, status and metrics). */
+  certificates: CertificateReport[];
   /** One result per entry this run looked at (all of them, or those of `secrets`). */
   results: EntryResult[];
+}
+
+/** A certificate file's leaf certificate: what `status` and the metrics show. */
+export interface CertificateReport {
+  path: string;
+  subject: string;
+  /** ISO 8601. */
+  notAfter: string;
 }
 
 type Fetched = { bundle: SecretBundle } | { error: string };
@@ -132,6 +161,8 @@ export async function sync(
     reloaded: [],
     pendingReloads: [],
     failures: 0,
+    rolledBack: [],
+    certificates: [],
     results: [],
   };
   const selected = settings.secrets ? entries.filter(entrySelector(settings.secrets)) : entries;
@@ -140,6 +171,7 @@ export async function sync(
     const result = results.get(entry);
     if (result) Object.assign(result, { status: "failed", error });
   };
+  const now = settings.now ?? new Date();
 
   // One fetch per distinct (secret, version), however many lines take keys from it.
   const defaultVersion = settings.stage ? parseStage(settings.stage) : undefined;
@@ -195,6 +227,8 @@ export async function sync(
     }
   });
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
+  // The bytes of the files found in line already (for the certificate report).
+  const alreadyInSync = new Map<Entry, Uint8Array>();
   for (const [i, entry] of selected.entries()) {
     const result = fetched.get(keyOf(entry));
     if (!result || "error" in result) {
@@ -208,6 +242,8 @@ export async function sync(
       if ("error" in check) throw check.error;
       if (check.change !== "none") {
         planned.push({ entry, bundle: check.bundle, change: check.change });
+      } else {
+        alreadyInSync.set(entry, check.bundle.bytes);
       }
     } catch (error) {
       report.failures++;
@@ -215,6 +251,28 @@ export async function sync(
       logWriteFailure(log, entry, error);
     }
   }
+
+  // Check before writing: a certificate or key the server could not load keeps its old file.
+  const refused = await refusedWrites(
+    planned.filter((p) => p.change === "content").map((p) => ({
+      entry: p.entry,
+      bytes: p.bundle.bytes,
+    })),
+    entries,
+    { now, allowExpired: settings.allowExpired ?? false },
+  );
+  for (const [entry, reason] of refused) {
+    report.failures++;
+    fail(entry, `refused before the write: ${reason}`);
+    const version = planned.find((p) => p.entry === entry)!.bundle.version;
+    log.log(
+      "error",
+      "check",
+      `Refusing ${entry.path} from ${entry.secretId} (version ${version}): ${reason}; left ${entry.path} as it was`,
+      { event: "content_refused", path: entry.path, secretId: entry.secretId, version, reason },
+    );
+  }
+  planned.splice(0, planned.length, ...planned.filter((p) => !refused.has(p.entry)));
 
   // Write-ahead: a run killed between a write and its reload must not lose the reload, since
   // the next run finds the content unchanged. So the reloads are owed before any file moves.
@@ -231,6 +289,30 @@ export async function sync(
         reason: messageOf(error),
       });
     }
+  }
+
+  // Files whose server validates them are kept (in memory, for this run) to be put back. A
+  // file that cannot be kept is not written: it could not be put back.
+  const snapshots = new Map<Entry, Snapshot>();
+  if (!settings.dryRun) {
+    for (const { entry, change } of planned) {
+      if (
+        change !== "content" || !entry.target || !entry.reload ||
+        !deps.reloader.validates?.(entry.target, entry.reload)
+      ) continue;
+      try {
+        snapshots.set(entry, await takeSnapshot(entry.path));
+      } catch (error) {
+        report.failures++;
+        fail(entry, messageOf(error));
+        logWriteFailure(log, entry, error);
+      }
+    }
+    planned.splice(
+      0,
+      planned.length,
+      ...planned.filter((p) => results.get(p.entry)?.status !== "failed"),
+    );
   }
 
   // Files are written FILE_CONCURRENCY at a time, each directory fsynced once after its last
@@ -295,6 +377,13 @@ export async function sync(
       report.reloaded.push(action);
     } catch (error) {
       report.failures++;
+      if (error instanceof ValidationError) {
+        await rollBack(action, error, snapshots, planned, report, deps, settings);
+        for (const entry of report.rolledBack) {
+          fail(entry, `rolled back: ${targetLabel(action.target)} refused it: ${error.message}`);
+        }
+        continue;
+      }
       report.pendingReloads.push(...action.paths);
       for (const entry of entries) {
         const result = results.get(entry);
@@ -316,7 +405,121 @@ export async function sync(
     }
   }
   report.results = selected.map((entry) => results.get(entry)!);
+  await reportCertificates(entries, planned, alreadyInSync, report, log, now, settings);
   return report;
+}
+
+/**
+ * The server refused the files of `action.target` (its validation failed): puts back every
+ * file this run wrote for that target, so disk and server agree and a restart still works.
+ * The reload is owed no more for what was put back (the server runs that content already),
+ * only for what was owed before this run.
+ */
+async function rollBack(
+  action: ReloadAction,
+  error: ValidationError,
+  snapshots: ReadonlyMap<Entry, Snapshot>,
+  planned: readonly { entry: Entry; bundle: SecretBundle }[],
+  report: SyncReport,
+  deps: SyncDeps,
+  settings: SyncSettings,
+): Promise<void> {
+  const { log } = deps;
+  const label = targetLabel(action.target);
+  const owedBefore = new Set(settings.pendingReloads ?? []);
+  const written = report.changed.filter((e) =>
+    snapshots.has(e) && targetLabel(e.target!) === label
+  );
+  const what = `${label} with ${reloadLabel(action.reload)}`;
+  log.log("error", "reload", `Cannot reload ${what}: ${error.message}`, {
+    event: "validation_failed",
+    target: label,
+    reload: reloadLabel(action.reload),
+    paths: action.paths,
+    reason: error.message,
+  });
+  for (const entry of written) {
+    const version = planned.find((p) => p.entry === entry)?.bundle.version;
+    const previous = settings.recordedVersions?.get(entry.path);
+    try {
+      await restoreSnapshot(snapshots.get(entry)!);
+      report.changed.splice(report.changed.indexOf(entry), 1);
+      report.rolledBack.push(entry);
+      log.log(
+        "error",
+        "rollback",
+        `Rolled back ${entry.path}: version ${version} of ${entry.secretId} was refused by ` +
+          `${label}; the previous content${
+            previous === undefined ? "" : ` (version ${previous})`
+          } is back and version ${version} will be tried again next run`,
+        {
+          event: "rolled_back",
+          path: entry.path,
+          secretId: entry.secretId,
+          version,
+          target: label,
+        },
+      );
+    } catch (restoreError) {
+      // The new file stays: its reload is owed, and the next run validates it again.
+      report.pendingReloads.push(entry.path);
+      log.log(
+        "error",
+        "rollback",
+        `Cannot roll back ${entry.path} (version ${version} of ${entry.secretId}): ${
+          messageOf(restoreError)
+        }`,
+        { event: "rollback_failed", path: entry.path, reason: messageOf(restoreError) },
+      );
+    }
+  }
+  const putBack = new Set(report.rolledBack.map((e) => e.path));
+  report.pendingReloads.push(
+    ...action.paths.filter((path) => !putBack.has(path) || owedBefore.has(path)),
+  );
+}
+
+/**
+ * Reads each certificate file's leaf as the file now is (the new content when written or
+ * unchanged, else what stayed on disk) and warns about those expiring soon.
+ */
+async function reportCertificates(
+  entries: readonly Entry[],
+  planned: readonly { entry: Entry; bundle: SecretBundle }[],
+  alreadyInSync: ReadonlyMap<Entry, Uint8Array>,
+  report: SyncReport,
+  log: Logger,
+  now: Date,
+  settings: SyncSettings,
+): Promise<void> {
+  const done = new Set([...report.changed, ...report.adjusted]);
+  const plannedBytes = new Map(planned.map((p) => [p.entry, p.bundle.bytes]));
+  for (const entry of entries) {
+    if (entry.noContentCheck) continue;
+    // The file holds the fetched content when it was equal already or was written just now.
+    const written = !settings.dryRun && done.has(entry) ? plannedBytes.get(entry) : undefined;
+    const bytes = alreadyInSync.get(entry) ?? written ?? await readCurrent(entry.path);
+    if (!bytes) continue; // No file: no certificate to report.
+    let leaf;
+    try {
+      leaf = readPem(bytes)?.leaf;
+    } catch {
+      continue; // A broken file on disk: it was reported when it was refused.
+    }
+    if (!leaf) continue;
+    const notAfter = leaf.notAfter.toISOString();
+    report.certificates.push({ path: entry.path, subject: leaf.subject, notAfter });
+    const within = settings.warnExpiryMs ?? 14 * 86_400_000;
+    if (expiresWithin(leaf.notAfter, within, now)) {
+      const state = leaf.notAfter.getTime() < now.getTime() ? "expired" : "expires";
+      log.log(
+        "warn",
+        "expiry",
+        `Certificate "${leaf.subject}" in ${entry.path} ${state} on ${notAfter}`,
+        { event: "certificate_expiring", path: entry.path, subject: leaf.subject, notAfter },
+      );
+    }
+  }
 }
 
 /** What the entry writes: the whole secret, or one key of it (throws when it has none). */

@@ -177,32 +177,3 @@ export function startWatchLoop(options: WatchLoopOptions): WatchLoop {
     },
   };
 }
-
-/**
- * Reads a duration: `6h`, `5m`, `30s`, `250ms`, `1h30m`, or a bare number of seconds.
- *
- * @returns milliseconds, or `undefined` when the text is not a duration
- *
- * @example
- * ```ts
- * import { parseDuration } from "./watch.ts";
- *
- * parseDuration("1h30m"); // 5400000
- * ```
- */
-export function parseDuration(text: string): number | undefined {
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-  const part = /(\d+)(ms|s|m|h|d)/y;
-  let total = 0;
-  let at = 0;
-  if (text === "") return undefined;
-  while (at < text.length) {
-    part.lastIndex = at;
-    const match = part.exec(text);
-    if (!match) return undefined;
-    total += Number(match[1]) * unit[match[2]];
-    at = part.lastIndex;
-  }
-  return total;
-}

@@ -67,6 +67,24 @@ Deno.test("parseMap() accepts three columns, an empty mode (0600), quoted fields
   );
 });
 
+Deno.test("parseMap() takes a seventh column of options: nocheck turns the content checks off", () => {
+  assert.deepEqual(
+    entries(`${ID},/run/secrets/a,0600,web,HUP,,nocheck\n${ID2},/run/secrets/b,0600,,,,\n`),
+    [
+      {
+        line: 1,
+        secretId: ID,
+        path: "/run/secrets/a",
+        mode: 0o600,
+        target: { kind: "container", name: "web" },
+        reload: { kind: "signal", signal: "HUP" },
+        noContentCheck: true,
+      },
+      { line: 2, secretId: ID2, path: "/run/secrets/b", mode: 0o600 },
+    ],
+  );
+});
+
 Deno.test("parseMap() rejects each bad field with its line number", async (t) => {
   const cases: [string, string, RegExp][] = [
     ["OCID shape", `ocid1.vault.oc1..x,/run/secrets/a,0600`, /not a secret OCID/],
@@ -99,8 +117,13 @@ Deno.test("parseMap() rejects each bad field with its line number", async (t) =>
     ],
     ["signal without container", `${ID},/run/secrets/a,0600,,HUP`, /no container to reload/],
     ["owner by name", `${ID},/run/secrets/a,0600,web,HUP,www-data`, /numeric uid:gid/],
-    ["too few fields", `${ID},/run/secrets/a`, /expected 3 to 6 fields/],
-    ["too many fields", `${ID},/run/secrets/a,0600,web,HUP,0:0,x`, /expected 3 to 6 fields/],
+    ["too few fields", `${ID},/run/secrets/a`, /expected 3 to 7 fields/],
+    [
+      "too many fields",
+      `${ID},/run/secrets/a,0600,web,HUP,0:0,nocheck,x`,
+      /expected 3 to 7 fields/,
+    ],
+    ["unknown option", `${ID},/run/secrets/a,0600,web,HUP,,check`, /option "check" is not known/],
     ["broken quote", `${ID},"/run/secrets/a,0600`, /not valid CSV/],
   ];
   for (const [name, line, pattern] of cases) {

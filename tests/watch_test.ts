@@ -3,7 +3,8 @@
  * merges into, how stop ends a running cycle, and that a failing cycle does not end the loop.
  */
 import assert from "node:assert/strict";
-import { type CycleRequest, parseDuration, startWatchLoop } from "../src/watch.ts";
+import { parseDuration } from "../src/duration.ts";
+import { type CycleRequest, startWatchLoop } from "../src/watch.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

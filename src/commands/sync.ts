@@ -13,6 +13,7 @@ import { accessProblems } from "../permissions.ts";
 import { run, type RunOptions } from "../run.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { parseDuration } from "../duration.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, how to log, where metrics go. */
 export interface SyncOptions extends RunOptions {
@@ -77,6 +78,18 @@ const syncSchema = z
       isNormalizedAbsolute,
       "--metrics-file must be an absolute, normalized path",
     ).optional(),
+    allowExpired: z.boolean(),
+    warnExpiry: z.string().transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `--warn-expiry "${value}" must be a number and a unit: 90s, 30m, 12h, 14d`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    }),
     rate: z.string().regex(
       /^\d{1,6}(\.\d{1,3})?$/,
       "--rate must be a number of requests per second",
@@ -102,6 +115,8 @@ const syncSchema = z
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
     metricsFile: o.metricsFile,
+    allowExpired: o.allowExpired,
+    warnExpiryMs: o.warnExpiry,
     ...(o.rate !== undefined ? { rate: o.rate } : {}),
     allowStopSignals: o.allowStopSignals,
   }));
@@ -173,6 +188,12 @@ export function syncCommand(): Command {
       "--metrics-file <file>",
       "write Prometheus metrics here after the run (node_exporter textfile), atomically",
     )
+    .option(
+      "--allow-expired",
+      "write certificates that are expired or not yet valid (they are refused by default)",
+      false,
+    )
+    .option("--warn-expiry <duration>", "warn about certificates expiring within this", "14d")
     .option(
       "--rate <n>",
       "vault requests per second at most (a 429 from the vault slows the run down further)",

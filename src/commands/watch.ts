@@ -18,7 +18,8 @@ import { writeSchedule } from "../schedule.ts";
 import { formatDuration } from "../status.ts";
 import { SharedVault } from "../vault/shared.ts";
 import { messageOf } from "../sync.ts";
-import { type CycleRequest, parseDuration, startWatchLoop, type WatchLoop } from "../watch.ts";
+import { parseDuration } from "../duration.ts";
+import { type CycleRequest, startWatchLoop, type WatchLoop } from "../watch.ts";
 import { type RunFlags, UsageError } from "./usage.ts";
 
 /** Parsed options of `secretsync watch`. */

@@ -6,8 +6,9 @@
  * What a reload does is decided by {@linkcode reloadSteps}, a pure function over the target,
  * the reload and the recipe; {@linkcode createReloader} then performs the steps in order and
  * stops at the first failure. A failing validation therefore means: nothing is reloaded, the
- * reload fails (the run exits 1), and the message names the target and shows the validator's
- * output, with every secret value secretsync wrote blanked out.
+ * reload fails with a {@linkcode ValidationError} (the run puts back the files it wrote for the
+ * target and exits 1), and the message names the target and shows the validator's output, with
+ * every secret value secretsync wrote blanked out. Any other failure is a plain `ReloadError`.
  *
  * The container runtime is found only when the first container step needs it, so a host that
  * only syncs files never needs docker or podman.
@@ -28,7 +29,7 @@ import {
 import type { Reloader, ReloadOutcome } from "../sync.ts";
 import { signalPidfile } from "./pidfile.ts";
 import { outputExcerpt, readSecretValues } from "./redact.ts";
-import { type ContainerRuntime, ReloadError } from "./runtime.ts";
+import { type ContainerRuntime, ReloadError, ValidationError } from "./runtime.ts";
 import { reloadUnitArgs, signalUnitArgs, systemctl } from "./systemd.ts";
 
 /** One thing a reload does. */
@@ -118,7 +119,9 @@ function signalStep(target: Target, signal: string): ReloadStep {
 export function stepText(step: ReloadStep, label: string): string {
   switch (step.kind) {
     case "validate":
-      return `run "${commandText(step.command)}" in ${label}; if it fails, stop: no reload, exit 1`;
+      return `run "${
+        commandText(step.command)
+      }" in ${label}; if it fails, stop: put back the files this run wrote, no reload, exit 1`;
     case "signal-container":
       return `send ${step.signal} to the main process (PID 1) of ${label}`;
     case "exec":
@@ -165,6 +168,15 @@ export function createReloader(options: ReloaderOptions): Reloader {
   const secrets = () => readSecretValues(entries.map((e) => e.path));
 
   return {
+    validates(target: Target, reload: Reload): boolean {
+      const recipe = reload.kind === "recipe" ? recipes.get(reload.name)?.recipe : undefined;
+      try {
+        return reloadSteps(target, reload, recipe).some((step) => step.kind === "validate");
+      } catch {
+        // A recipe that cannot apply fails at reload time, with its own message.
+        return false;
+      }
+    },
     async reload(action: ReloadAction): Promise<ReloadOutcome> {
       const { target, reload } = action;
       const label = targetLabel(target);
@@ -190,11 +202,15 @@ export function createReloader(options: ReloaderOptions): Reloader {
         const result = await (await containers()).exec(name, step.command);
         if (result.code === 0) return;
         const output = outputExcerpt(result, await secrets());
-        const what = step.kind === "validate" ? "validation" : "reload command";
-        const then = step.kind === "validate" ? "; not reloaded" : "";
+        if (step.kind === "validate") {
+          throw new ValidationError(
+            `validation "${commandText(step.command)}" failed in container "${name}" ` +
+              `(exit code ${result.code}); not reloaded: ${output}`,
+          );
+        }
         throw new ReloadError(
-          `${what} "${commandText(step.command)}" failed in container "${name}" ` +
-            `(exit code ${result.code})${then}: ${output}`,
+          `reload command "${commandText(step.command)}" failed in container "${name}" ` +
+            `(exit code ${result.code}): ${output}`,
         );
       }
       case "signal-container":

@@ -134,6 +134,19 @@ export class ReloadError extends Error {
   }
 }
 
+/**
+ * The server refused the new files: its validation (`nginx -t`, `haproxy -c`) failed, so
+ * nothing was signalled. Unlike a signal that could not be sent, this says the files are bad:
+ * the run puts back the files it wrote for the target.
+ */
+export class ValidationError extends ReloadError {
+  /** Creates a validation error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ValidationError";
+  }
+}
+
 const DEFAULT_TIMEOUT_MS = 15_000;
 const DEFAULT_PROBE_TIMEOUT_MS = 5_000;
 const MAX_MESSAGE_CHARS = 2_000;

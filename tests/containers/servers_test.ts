@@ -6,6 +6,11 @@
 // For each server: the reload action makes the same container (same PID 1, same StartedAt)
 // serve the new certificate; and what the validation command and the reload do when the new
 // certificate is broken. Run: `deno test -A tests/containers/servers_test.ts` (as root).
+//
+// These are the servers' own behaviours, with files written behind secretsync's back. They are
+// why secretsync checks PEM content before a write (src/pem.ts): Postfix and Dovecot validate
+// without reading the certificate and then drop TLS; through secretsync the same broken files
+// are refused before the write and a reload keeps the old certificate (recipes_e2e_test.ts).
 import assert from "node:assert/strict";
 import { waitForLog } from "./podman.ts";
 import {
@@ -205,6 +210,7 @@ Deno.test("postfix: `postfix reload` makes smtpd present the rotated certificate
   });
 });
 
+// secretsync refuses each of these before the write: see "recipe postfix" in recipes_e2e_test.ts.
 Deno.test("postfix: `postfix check` passes a broken certificate; after reload STARTTLS fails", async () => {
   await ensurePostfixImage();
   const [a, b] = await certs;
@@ -247,6 +253,7 @@ Deno.test("dovecot: `doveadm reload` makes the same container serve the rotated 
   });
 });
 
+// secretsync refuses each broken one before the write: see "recipe dovecot" in recipes_e2e_test.ts.
 Deno.test("dovecot: a broken certificate passes doveconf; after reload TLS fails; a missing one keeps the old", async () => {
   await ensureDovecotImage();
   const [a, b] = await certs;

@@ -9,7 +9,12 @@ import { builtInRegistry } from "../../src/recipes.ts";
 import { outputExcerpt, redact } from "../../src/reload/redact.ts";
 import { createReloader } from "../../src/reload/reloader.ts";
 import { readPidfile } from "../../src/reload/pidfile.ts";
-import { type ContainerRuntime, type ExecResult, ReloadError } from "../../src/reload/runtime.ts";
+import {
+  type ContainerRuntime,
+  type ExecResult,
+  ReloadError,
+  ValidationError,
+} from "../../src/reload/runtime.ts";
 
 const KEY_PEM =
   "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETSECRET\n" +
@@ -103,6 +108,7 @@ Deno.test("a failed validation reloads nothing and shows the validator's output,
       createReloader({ runtime: rt.factory, entries }).reload(action(web, nginx))
     );
     assert.deepEqual(rt.calls, ["exec web nginx -t"], "no signal after a failed validation");
+    assert.ok(error instanceof ValidationError, "a refusal, not a signal failure");
     assert.match(
       error.message,
       /^validation "nginx -t" failed in container "web" \(exit code 1\); not reloaded: \(14 earlier lines\) \| noise line 14 \| .* \| nginx: \[emerg\] echoing \[redacted\] and \| \[redacted private key\] \| line with \[redacted\] in it \| test failed$/,
@@ -137,6 +143,7 @@ Deno.test("an exec reload that fails is a reload failure with its output", async
   const error = await reloadError(() =>
     createReloader({ runtime: rt.factory }).reload(action(web, { kind: "recipe", name: "dovecot" }))
   );
+  assert.ok(!(error instanceof ValidationError), "the reload itself failed, not a validation");
   assert.equal(
     error.message,
     'reload command "doveadm reload" failed in container "web" (exit code 75): doveadm: Fatal: no master',
@@ -371,4 +378,12 @@ Deno.test("pidfile: targets signal a real host process, after checking the pidfi
     await child.status;
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("validates() says which target and reload run a validation step", () => {
+  const reloader = createReloader({ runtime: fakeRuntime().factory });
+  assert.equal(reloader.validates?.(web, nginx), true);
+  assert.equal(reloader.validates?.(web, { kind: "signal", signal: "HUP" }), false);
+  assert.equal(reloader.validates?.({ kind: "unit", name: "nginx.service" }, nginx), false);
+  assert.equal(reloader.validates?.(web, { kind: "recipe", name: "no-such-recipe" }), false);
 });
