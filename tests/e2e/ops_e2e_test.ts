@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
+import { makeTestCert } from "../content/certs.ts";
 import { startOciStandIn } from "../oci/standin.ts";
 import {
   assertNoLeak,
@@ -266,6 +267,45 @@ Deno.test("watch: SIGTERM during a cycle stuck on the vault ends it within a sec
       // already ended
     }
     await child.status;
+    await ws.cleanup();
+    await oci.close();
+  }
+});
+
+Deno.test("a certificate's expiry reaches the metrics, status and doctor", async () => {
+  const oci = await startOciStandIn();
+  const ws = await makeWorkspace();
+  try {
+    // Expires in 10 days: inside doctor's 21-day warning.
+    const end = new Date(Date.now() + 10 * 86_400_000);
+    const stamp = end.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
+    const { cert } = await makeTestCert("ops.example", { end: stamp });
+    const CERT = "ocid1.vaultsecret.oc1.iad.amaaaaaaopscert";
+    oci.setSecret(CERT, cert);
+    await ws.writeMap([`${CERT},${ws.root}/tls.crt,0644,,`]);
+    const metricsFile = `${ws.dir}/secretsync.prom`;
+    const sync = await runCli([
+      "sync",
+      ...ws.args(),
+      ...instancePrincipalArgs(oci),
+      "--metrics-file",
+      metricsFile,
+    ]);
+    assert.equal(sync.code, 3, sync.stderr);
+    const expiry = metric(
+      await Deno.readTextFile(metricsFile),
+      "secretsync_certificate_expiry_timestamp_seconds",
+      { path: `${ws.root}/tls.crt` },
+    );
+    assert.equal(expiry, Math.floor(end.getTime() / 1000));
+    const status = await runCli(["status", "--state-dir", ws.stateDir, "--no-timer"]);
+    assert.match(status.stdout, /ok; cert until \d{4}-/);
+    const doctor = await runCli(["doctor", ...ws.args(), ...instancePrincipalArgs(oci)]);
+    assert.match(
+      doctor.stdout,
+      new RegExp(`^WARN certificate ${ws.root}/tls.crt: expires \\S+, in (9|10) days`, "m"),
+    );
+  } finally {
     await ws.cleanup();
     await oci.close();
   }
