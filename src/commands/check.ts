@@ -6,7 +6,7 @@
 import { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_MAP, loadMap, openRecipes } from "../inputs.ts";
-import { createLogger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger } from "../log.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
 import { targetLabel } from "../plan.ts";
 import { DEFAULT_STATE_DIR } from "../state.ts";
@@ -68,7 +68,7 @@ export function checkCommand(): Command {
 
 /** Parses `check` arguments into options; throws UsageError on bad input. */
 export function parseCheckArgs(args: string[]): CheckOptions {
-  const command = checkCommand().exitOverride();
+  const command = checkCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   const raw = command.opts();
   return validateOptions(checkSchema, { ...raw, roots: raw.root });

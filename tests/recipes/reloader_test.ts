@@ -35,6 +35,7 @@ function fakeRuntime(answers: Record<string, ExecResult> = {}) {
       return Promise.resolve(answers[argv.join(" ")] ?? { code: 0, stdout: "", stderr: "" });
     },
     exists: () => Promise.resolve(true),
+    mounts: () => Promise.resolve([]),
   };
   return {
     calls,
