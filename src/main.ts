@@ -7,6 +7,9 @@
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
  * secretsync uninstall [--dry-run]               # stop and remove them; keep map and secrets
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
+ * secretsync watch [--interval 6h] [--jitter 5m]  # sync in a loop; SIGHUP now, SIGTERM stops
+ * secretsync status [--json]                     # last run, next run, each entry; no values
+ * secretsync doctor                              # check the set-up, one line per check
  * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)
  * ```
  *
@@ -14,18 +17,37 @@
  */
 import { Command, CommanderError } from "commander";
 import { UsageError } from "./commands/usage.ts";
-import { errorText } from "./log.ts";
+import { COMMANDER_ERROR_OUTPUT, errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
 // A Map, not an object: a command name is user input, and `constructor` or `valueOf` must not
 // find Object.prototype's members. Each command's modules load only when it runs, so a `sync`
-// every few minutes does not load install's or recipe's (literal specifiers: `deno compile`
+// every few minutes does not load install's or doctor's (literal specifiers: `deno compile`
 // still embeds them).
 const commands = new Map<string, (args: string[]) => Promise<number>>([
   ["sync", async (args) => {
     const { parseSyncArgs, runSync } = await import("./commands/sync.ts");
     return await runSync(parseSyncArgs(args));
+  }],
+  // watch and doctor take sync's flags: handed over here, so commands never import each other.
+  ["watch", async (args) => {
+    const [sync, { parseWatchArgs, runWatch }] = await Promise.all([
+      import("./commands/sync.ts"),
+      import("./commands/watch.ts"),
+    ]);
+    return await runWatch(parseWatchArgs(args, sync.parseSyncArgs, sync.syncCommand().options));
+  }],
+  ["status", async (args) => {
+    const { parseStatusArgs, runStatus } = await import("./commands/status.ts");
+    return await runStatus(parseStatusArgs(args));
+  }],
+  ["doctor", async (args) => {
+    const [sync, { parseDoctorArgs, runDoctor }] = await Promise.all([
+      import("./commands/sync.ts"),
+      import("./commands/doctor.ts"),
+    ]);
+    return await runDoctor(parseDoctorArgs(args, sync.parseSyncArgs, sync.syncCommand().options));
   }],
   ["check", async (args) => {
     const { parseCheckArgs, runCheck } = await import("./commands/check.ts");
@@ -58,20 +80,29 @@ function asksForHelp(args: string[]): boolean {
 
 /** The top-level program, for `--help` and `--version`. */
 async function program(): Promise<Command> {
-  const [sync, check, install, uninstall, recipe, envWrapper] = await Promise.all([
-    import("./commands/sync.ts"),
-    import("./commands/check.ts"),
-    import("./commands/install.ts"),
-    import("./commands/uninstall.ts"),
-    import("./commands/recipe.ts"),
-    import("./commands/env_wrapper.ts"),
-  ]);
+  const [sync, watch, status, doctor, check, install, uninstall, recipe, envWrapper] = await Promise
+    .all([
+      import("./commands/sync.ts"),
+      import("./commands/watch.ts"),
+      import("./commands/status.ts"),
+      import("./commands/doctor.ts"),
+      import("./commands/check.ts"),
+      import("./commands/install.ts"),
+      import("./commands/uninstall.ts"),
+      import("./commands/recipe.ts"),
+      import("./commands/env_wrapper.ts"),
+    ]);
+  // sync's options, freshly declared, for the commands that take them too.
+  const syncFlags = () => sync.syncCommand().options;
   return new Command("secretsync")
     .description(
       "Sync secrets from OCI Vault into files on tmpfs and reload the containers that use them",
     )
     .version(versionText(), "-V, --version")
     .addCommand(sync.syncCommand())
+    .addCommand(watch.watchCommand(syncFlags()))
+    .addCommand(status.statusCommand())
+    .addCommand(doctor.doctorCommand(syncFlags()))
     .addCommand(check.checkCommand())
     .addCommand(install.installCommand())
     .addCommand(uninstall.uninstallCommand())
@@ -92,7 +123,8 @@ export async function main(args: string[]): Promise<number> {
     // Help goes through the whole program, so `sync --help` and `help sync` print the same
     // text, with the same `Usage: secretsync sync …` line.
     if (handler && !asksForHelp(args)) return await handler(args.slice(1));
-    (await program()).exitOverride().parse(args, { from: "user" });
+    (await program()).exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT)
+      .parse(args, { from: "user" });
     return 2; // a bare `secretsync` printed help and must not look like success
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -108,7 +140,12 @@ export async function main(args: string[]): Promise<number> {
       console.error(errorText(`secretsync: ${explainNotCapable(error)}`));
       return 1;
     }
-    throw error;
+    // Nothing should reach here (each command reports its own failures); if something does,
+    // it is still one line, never a stack trace.
+    console.error(
+      `secretsync: unexpected error: ${error instanceof Error ? error.message : error}`,
+    );
+    return 1;
   }
 }
 

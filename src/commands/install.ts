@@ -13,9 +13,9 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { createLogger, type Logger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
 import { dirname } from "../paths.ts";
-import { systemctlOutcome } from "../reload/systemd.ts";
+import { systemctlOutcome } from "../host/systemctl.ts";
 import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
 import {
@@ -93,10 +93,11 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
  * `SECRETSYNC_ARGS` is appended to the service's `sync` command line.
  */
 export const EXAMPLE_ENV =
-  `# Environment of oci-secretsync.service (read by systemd, not by a shell: no quotes needed).
+  `# Environment of oci-secretsync.service (read by systemd, not by a shell). Keep it root's, 0644.
 # SECRETSYNC_ARGS is appended to the service's command line:
 #   secretsync sync --map /etc/oci-secretsync/map.csv --runtime <runtime> $SECRETSYNC_ARGS
-# Words are split on spaces. After a change nothing needs reloading: the next run reads it.
+# Words are split on spaces; quotes keep a word whole: --profile "my profile".
+# After a change nothing needs reloading: the next run reads it.
 #
 # Examples: remove the leading "# " to use one.
 # SECRETSYNC_ARGS=--auth api_key --profile DEFAULT
@@ -141,7 +142,7 @@ export function installCommand(): Command {
 
 /** Parses `install` arguments into options; throws UsageError on bad input. */
 export function parseInstallArgs(args: string[]): InstallOptions {
-  const command = installCommand().exitOverride();
+  const command = installCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   return validateOptions(installSchema, command.opts());
 }
@@ -271,18 +272,44 @@ async function installProblems(options: InstallOptions, deps: InstallDeps): Prom
       problems.push(`Cannot install: ${file} exists and is not a regular file (a symlink?)`);
     }
   }
+  // The map and secretsync.env are kept, not replaced: they must already be safe. The env file
+  // sets the flags and the environment (PATH, LD_PRELOAD, …) of a service running as root, and
+  // systemd checks neither its owner nor its mode.
+  if (config && (await Deno.stat(options.configDir).then((i) => i.isDirectory, () => false))) {
+    for (const name of ["map.csv", ENV_FILE_NAME]) {
+      const file = `${options.configDir}/${name}`;
+      const info = await Deno.lstat(file).catch(() => undefined);
+      if (!info) continue;
+      if (!info.isFile) {
+        problems.push(`Cannot install: ${file} exists and is not a regular file (a symlink?)`);
+        continue;
+      }
+      const why = ownershipProblem(info, { owners: "root-or-self" });
+      if (why) {
+        problems.push(
+          `Cannot install: ${file} cannot be used: ${why} (root runs what it says; ` +
+            `chown root:root and chmod 0644 it)`,
+        );
+      }
+    }
+  }
 
   if (options.enable && !options.dryRun && problems.length === 0) {
+    // Asks the running systemd, read-only: `systemctl --version` answers even where systemd
+    // is not PID 1 (a container, a chroot), and daemon-reload would then fail after the files
+    // were written.
+    const probeArgs = ["show", "--property=Version"];
+    const probeLine = `systemctl ${probeArgs.join(" ")}`;
     try {
-      const probe = await deps.systemctl(["--version"]);
+      const probe = await deps.systemctl(probeArgs);
       if (probe.code !== 0) {
         problems.push(
-          `Cannot install: "systemctl --version" failed (exit code ${probe.code}): ` +
+          `Cannot install: "${probeLine}" failed (exit code ${probe.code}): ` +
             `${oneLine(probe.output) || "no output"} (use --no-enable on a host without systemd)`,
         );
       }
     } catch (error) {
-      problems.push(`Cannot run systemctl --version: ${systemctlFailure(error)}`);
+      problems.push(`Cannot run ${probeLine}: ${systemctlFailure(error)}`);
     }
   }
   return problems;

@@ -6,9 +6,12 @@
 import { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_MAP } from "../inputs.ts";
-import { createLogger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger } from "../log.ts";
+import { writeRunMetricsLogged } from "../metrics.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
+import { accessProblems } from "../permissions.ts";
 import type { RunOptions } from "../run.ts";
+import { DEFAULT_STATE_DIR } from "../state.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/types.ts";
 // Directly, not through vault/mod.ts: this module must stay light (see runSync).
 import { startSessionKeyPair } from "../vault/session_key.ts";
@@ -16,14 +19,15 @@ import { loadSdk } from "../vault/sdk.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 import { parseDuration } from "../duration.ts";
 
-/** Parsed options of `secretsync sync`: a run's options, and how to log. */
+/** Parsed options of `secretsync sync`: a run's options, how to log, where metrics go. */
 export interface SyncOptions extends RunOptions {
   json: boolean;
+  /** `--metrics-file`: the Prometheus textfile written after the run (not for a dry run). */
+  metricsFile?: string;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
 const DEFAULT_IMDS = "http://169.254.169.254/opc/v2/";
-const DEFAULT_STATE_DIR = "/run/oci-secretsync";
 
 const url = (flag: string) =>
   z.string().refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
@@ -73,6 +77,10 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    metricsFile: z.string().refine(
+      isNormalizedAbsolute,
+      "--metrics-file must be an absolute, normalized path",
+    ).optional(),
     allowExpired: z.boolean(),
     warnExpiry: z.string().transform((value, ctx) => {
       const ms = parseDuration(value);
@@ -109,6 +117,7 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    metricsFile: o.metricsFile,
     allowExpired: o.allowExpired,
     warnExpiryMs: o.warnExpiry,
     ...(o.rate !== undefined ? { rate: o.rate } : {}),
@@ -179,6 +188,10 @@ export function syncCommand(): Command {
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
     )
     .option(
+      "--metrics-file <file>",
+      "write Prometheus metrics here after the run (node_exporter textfile), atomically",
+    )
+    .option(
       "--allow-expired",
       "write certificates that are expired or not yet valid (they are refused by default)",
       false,
@@ -199,7 +212,7 @@ export function syncCommand(): Command {
 
 /** Parses `sync` arguments into options; throws UsageError on bad input. */
 export function parseSyncArgs(args: string[]): SyncOptions {
-  const command = syncCommand().exitOverride();
+  const command = syncCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   const raw = command.opts();
   return validateOptions(syncSchema, { ...raw, roots: raw.root });
@@ -215,5 +228,21 @@ export async function runSync(options: SyncOptions): Promise<number> {
   });
   const { run } = await import("../run.ts");
   const log = createLogger({ json: options.json });
-  return (await run(options, { log })).code;
+  const metricsFile = options.dryRun ? undefined : options.metricsFile;
+  if (metricsFile) {
+    const denied = accessProblems({ write: [metricsFile] });
+    for (const message of denied) log.log("error", "metrics", message, { event: "not_permitted" });
+    if (denied.length > 0) return 2;
+  }
+  const startedAtMs = Date.now();
+  const result = await run(options, { log });
+  if (metricsFile) {
+    await writeRunMetricsLogged(metricsFile, log, {
+      ...result,
+      startedAtMs,
+      endedAtMs: Date.now(),
+      stateDir: options.stateDir,
+    });
+  }
+  return result.code;
 }

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { isNormalizedAbsolute } from "../paths.ts";
+import type { RunOptions } from "../run.ts";
 import { SAFE_DIR } from "../units.ts";
 
 /** Bad command-line usage: the run stops with exit code 2 before touching anything. */
@@ -14,6 +15,12 @@ export class UsageError extends Error {
     this.name = "UsageError";
   }
 }
+
+/**
+ * A run's options as `sync` parses them, with how to log and where metrics go: what `watch`
+ * and `doctor` get from sync's parser (handed to them by `main.ts`).
+ */
+export type RunFlags = RunOptions & { json: boolean; metricsFile?: string };
 
 /** Collects a repeatable option's values. */
 export function collect(value: string, previous: string[] = []): string[] {
