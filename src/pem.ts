@@ -32,8 +32,11 @@ export interface CertificateInfo {
   notAfter: Date;
   /** basicConstraints CA:TRUE: a CA file needs no key beside it. */
   ca: boolean;
-  /** The public key, DER SubjectPublicKeyInfo in base64: what a private key must match. */
-  publicKey: string;
+  /**
+   * The public key, DER SubjectPublicKeyInfo in base64: what a private key must match.
+   * Absent when node:crypto cannot read the key type: such a certificate is not paired.
+   */
+  publicKey?: string;
 }
 
 /** The PEM a file holds, as far as the checks care. */
@@ -117,7 +120,9 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
       };
     }
   }
-  if (leaf && pem.keys.length > 0 && !pem.keys.includes(leaf.publicKey)) {
+  if (
+    leaf?.publicKey !== undefined && pem.keys.length > 0 && !pem.keys.includes(leaf.publicKey)
+  ) {
     return {
       ok: false,
       reason: `the private key in the file does not match its certificate "${leaf.subject}"`,
@@ -127,7 +132,7 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
 }
 
 /**
- * Reads the PEM blocks of `bytes`; `undefined` when there is no `-----BEGIN` line at all.
+ * Reads the PEM blocks of `bytes`; `undefined` when no line starts a block (`-----BEGIN X-----`).
  *
  * @throws {Error} with a reason naming the block, never its content, when a block is cut off
  * or does not parse.
@@ -137,9 +142,11 @@ export function readPem(bytes: Uint8Array): PemContent | undefined {
   if (!text.includes("-----BEGIN ")) return undefined;
   const content: PemContent = { certificates: 0, keys: [], encryptedKeys: 0 };
   const lines = text.split(/\r?\n/);
+  let blocks = 0;
   for (let i = 0; i < lines.length; i++) {
     const begin = BEGIN.exec(lines[i]);
     if (!begin) continue;
+    blocks++;
     const label = begin[1];
     const body: string[] = [];
     let end = -1;
@@ -158,7 +165,8 @@ export function readPem(bytes: Uint8Array): PemContent | undefined {
     readBlock(label, block, body, content);
     i = end;
   }
-  return content;
+  // "-----BEGIN " inside a line (JSON, indented text) is no PEM: no server reads it as such.
+  return blocks > 0 ? content : undefined;
 }
 
 function readBlock(label: string, block: string, body: string[], content: PemContent): void {
@@ -174,10 +182,12 @@ function readBlock(label: string, block: string, body: string[], content: PemCon
     content.certificates++;
     return;
   }
-  const encrypted = label === ENCRYPTED_KEY ||
-    (KEY_LABELS.has(label) && body.some((line) => /^Proc-Type:\s*4,\s*ENCRYPTED/i.test(line)));
-  if (encrypted) {
-    if (!derEnvelope(body)) throw new Error(`the encrypted private key does not parse`);
+  const legacy = KEY_LABELS.has(label) &&
+    body.some((line) => /^Proc-Type:\s*4,\s*ENCRYPTED/i.test(line));
+  if (label === ENCRYPTED_KEY || legacy) {
+    if (!(legacy ? legacyEnvelope(body) : derEnvelope(body))) {
+      throw new Error(`the encrypted private key does not parse`);
+    }
     content.encryptedKeys++;
     return;
   }
@@ -198,8 +208,50 @@ function certificateInfo(cert: X509Certificate): CertificateInfo {
     notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo),
     ca: cert.ca,
-    publicKey: spki(cert.publicKey),
+    publicKey: certificateKey(cert),
   };
+}
+
+/**
+ * The certificate's public key as SPKI base64. Deno's `X509Certificate.publicKey` throws for
+ * some valid key types (RSA-PSS: "unsupported x509 public key type"), so the SPKI is then cut
+ * out of the DER and read by `createPublicKey`, which knows them.
+ */
+function certificateKey(cert: X509Certificate): string | undefined {
+  try {
+    return spki(cert.publicKey);
+  } catch {
+    // Fall through to the certificate's own SubjectPublicKeyInfo.
+  }
+  try {
+    const der = subjectPublicKeyInfo(new Uint8Array(cert.raw));
+    return spki(createPublicKey({ key: der as Buffer, format: "der", type: "spki" }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The SubjectPublicKeyInfo of a DER certificate (RFC 5280 §4.1: the 7th field of the TBS). */
+function subjectPublicKeyInfo(der: Uint8Array): Uint8Array {
+  const tlv = (at: number) => {
+    let length = der[at + 1];
+    let start = at + 2;
+    if (length & 0x80) {
+      const n = length & 0x7f;
+      if (n === 0 || n > 4) throw new Error("bad DER length");
+      length = 0;
+      for (let i = 0; i < n; i++) length = length * 256 + der[start + i];
+      start += n;
+    }
+    if (start + length > der.length) throw new Error("DER runs past its end");
+    return { start, end: start + length };
+  };
+  const tbs = tlv(tlv(0).start);
+  let at = tbs.start;
+  if (der[at] === 0xa0) at = tlv(at).end; // [0] version
+  for (let field = 0; field < 5; field++) at = tlv(at).end; // serial … subject
+  if (der[at] !== 0x30) throw new Error("no SubjectPublicKeyInfo");
+  return der.subarray(at, tlv(at).end);
 }
 
 function spki(key: KeyObject): string {
@@ -214,6 +266,25 @@ function derEnvelope(body: string[]): boolean {
   try {
     const der = Uint8Array.fromBase64(data.join("").trim());
     return der.length > 2 && der[0] === 0x30;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a legacy encrypted key (RFC 1421 headers) is whole: a `DEK-Info` header, then base64
+ * of ciphertext in whole cipher blocks. Its body is ciphertext, not DER, so nothing more shows.
+ */
+function legacyEnvelope(body: string[]): boolean {
+  const blank = body.indexOf("");
+  if (blank < 0 || !body.slice(0, blank).some((line) => /^DEK-Info:\s*\S/i.test(line))) {
+    return false;
+  }
+  const data = body.slice(blank + 1);
+  if (data.length === 0 || !data.every((line) => BASE64_LINE.test(line.trim()))) return false;
+  try {
+    const length = Uint8Array.fromBase64(data.join("").trim()).length;
+    return length > 0 && length % 8 === 0;
   } catch {
     return false;
   }
@@ -290,7 +361,8 @@ export function pairingProblems(
     const unmatched: { file: TargetFile; reason: string }[] = [];
     for (const { file, key } of keys) {
       if (!pairedBefore.has(file.path)) continue;
-      if (!leaves.some((l) => l.pem!.leaf!.publicKey === key)) {
+      // A certificate whose key type cannot be read may be this key's partner.
+      if (!leaves.some((l) => [key, undefined].includes(l.pem!.leaf!.publicKey))) {
         unmatched.push({ file, reason: `the private key in ${file.path} matches no certificate` });
       }
     }
@@ -298,7 +370,7 @@ export function pairingProblems(
     const unknownKeys = files.some((f) => (f.pem?.encryptedKeys ?? 0) > 0);
     for (const file of leaves) {
       const leaf = file.pem!.leaf!;
-      const needsKey = !unknownKeys &&
+      const needsKey = !unknownKeys && leaf.publicKey !== undefined &&
         (pairedBefore.has(file.path) || (!leaf.ca && keys.length > 0));
       if (needsKey && !keys.some((k) => k.key === leaf.publicKey)) {
         unmatched.push({
@@ -319,11 +391,11 @@ export function pairingProblems(
 
 /** The paths whose certificate matches a key, or whose key matches a certificate, among `files`. */
 function pairedFiles(files: readonly { path: string; pem?: PemContent }[]): Set<string> {
-  const leaves = files.flatMap((f) => (f.pem?.leaf ? [f.pem.leaf.publicKey] : []));
+  const leaves = files.flatMap((f) => (f.pem?.leaf?.publicKey ? [f.pem.leaf.publicKey] : []));
   const keys = files.flatMap((f) => f.pem?.keys ?? []);
   return new Set(
     files.filter((f) =>
-      (f.pem?.leaf && keys.includes(f.pem.leaf.publicKey)) ||
+      (f.pem?.leaf?.publicKey && keys.includes(f.pem.leaf.publicKey)) ||
       (f.pem?.keys ?? []).some((key) => leaves.includes(key))
     ).map((f) => f.path),
   );

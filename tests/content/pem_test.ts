@@ -352,3 +352,57 @@ Deno.test("expiresWithin() and parseDuration()", () => {
   assert.equal(parseDuration("-1d"), undefined);
   assert.equal(parseDuration("d"), undefined);
 });
+
+// Found by the r-rotation review: valid content the checks refused, and non-PEM that slipped by.
+Deno.test("checkContent() accepts RSA-PSS and Ed25519 certificates and pairs them", async (t) => {
+  const [pss, ed] = await Promise.all([
+    makeTestCert("pss.example", { type: "rsa-pss" }),
+    makeTestCert("ed.example", { type: "ed25519" }),
+  ]);
+  for (const [name, cert] of [["RSA-PSS", pss], ["Ed25519", ed]] as const) {
+    await t.step(name, () => {
+      const leaf = pem(check(cert.cert)).leaf!;
+      const key = pem(check(cert.key)).keys;
+      assert.deepEqual(key, [leaf.publicKey]);
+      assert.equal(check(cert.cert + cert.key).ok, true);
+      refused(check(cert.cert + rsa.key), /does not match its certificate/);
+      assert.deepEqual(
+        pairingProblems([
+          { path: "/run/secrets/a.crt", changed: true, pem: pem(check(cert.cert)) },
+          { path: "/run/secrets/a.key", changed: true, pem: pem(check(cert.key)) },
+        ]),
+        [],
+      );
+    });
+  }
+});
+
+Deno.test("checkContent() accepts a legacy encrypted key (Proc-Type: 4,ENCRYPTED)", () => {
+  for (const source of [rsa.key, ec.key]) {
+    const legacy = reencode(source, "encrypted-pkcs1");
+    assert.match(legacy, /Proc-Type: 4,ENCRYPTED/);
+    const content = pem(check(legacy));
+    assert.equal(content.encryptedKeys, 1);
+    assert.deepEqual(content.keys, []);
+  }
+  // Framing still counts: a cut-off body, or no DEK-Info, is refused.
+  const legacy = reencode(rsa.key, "encrypted-pkcs1");
+  refused(check(legacy.replace(/DEK-Info:.*\n/, "")), /encrypted private key does not parse/);
+  refused(check(legacy.replace(/\n[A-Za-z0-9+/=]+\n-----END/, "\n!!\n-----END")), /does not parse/);
+});
+
+Deno.test("checkContent() treats text with no PEM block as not PEM (it may not replace a certificate)", () => {
+  for (
+    const text of [
+      "oops -----BEGIN nothing",
+      JSON.stringify({ "tls.crt": ec.cert }),
+      ec.cert.split("\n").map((line) => `  ${line}`).join("\n"),
+    ]
+  ) {
+    refused(
+      check(text, { previous: ec.cert }),
+      /holds a certificate and the new content is not PEM/,
+    );
+    assert.deepEqual(check(text), { ok: true });
+  }
+});
