@@ -381,9 +381,18 @@ export function pairingProblems(
     }
     if (unmatched.length === 0) break;
     const reason = `${unmatched.map((u) => u.reason).join("; ")} of the same target`;
+    // A changed certificate without its key: a changed key that fits no certificate was
+    // probably meant for it (a first deployment has no "paired before"). Writing it alone
+    // would reload the server with half a pair.
+    const orphanKeys = unmatched.some((u) => u.file.pem?.leaf && u.file.changed)
+      ? files.filter((f) =>
+        f.changed && (f.pem?.keys.length ?? 0) > 0 &&
+        f.pem!.keys.every((key) => !leaves.some((l) => l.pem!.leaf!.publicKey === key))
+      )
+      : [];
     const blame = unmatched.some((u) => !u.file.changed)
       ? files.filter((f) => f.changed && f.pem && (f.pem.leaf || f.pem.keys.length > 0))
-      : unmatched.map((u) => u.file);
+      : [...unmatched.map((u) => u.file), ...orphanKeys];
     for (const file of blame) refused.set(file.path, reason);
   }
   return [...refused].map(([path, reason]) => ({ path, reason }));

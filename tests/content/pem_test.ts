@@ -406,3 +406,27 @@ Deno.test("checkContent() treats text with no PEM block as not PEM (it may not r
     assert.deepEqual(check(text), { ok: true });
   }
 });
+
+Deno.test("pairingProblems() refuses both halves of a mismatched pair written the first time", () => {
+  // Nothing on disk yet: writing the key alone would reload the server with half a pair.
+  const p = (text: string) => pem(check(text));
+  const problems = pairingProblems([
+    { path: "/run/secrets/tls.crt", changed: true, pem: p(ec.cert) },
+    { path: "/run/secrets/tls.key", changed: true, pem: p(other.key) },
+    { path: "/run/secrets/ca.crt", changed: true, pem: p(ca.cert) },
+  ]);
+  assert.deepEqual(problems.map((x) => x.path).sort(), [
+    "/run/secrets/tls.crt",
+    "/run/secrets/tls.key",
+  ]);
+  // A second pair on the same target that matches is still written.
+  assert.deepEqual(
+    pairingProblems([
+      { path: "/run/secrets/a.crt", changed: true, pem: p(ec.cert) },
+      { path: "/run/secrets/a.key", changed: true, pem: p(other.key) },
+      { path: "/run/secrets/b.crt", changed: true, pem: p(rsa.cert) },
+      { path: "/run/secrets/b.key", changed: true, pem: p(rsa.key) },
+    ]).map((x) => x.path).sort(),
+    ["/run/secrets/a.crt", "/run/secrets/a.key"],
+  );
+});
