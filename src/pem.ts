@@ -11,7 +11,8 @@
  * - every block must end (`END` with the same label): a truncated file fails;
  * - `CERTIFICATE`: every one must parse; the first one (the leaf of a chain) must be inside its
  *   validity window, unless expired certificates are allowed;
- * - `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC 1): must parse;
+ * - `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC 1): must parse
+ *   (an EC key on a curve node:crypto lacks, such as Brainpool: its DER must be whole);
  *   a file holding a certificate and a key (HAProxy's combined PEM) must hold a matching pair;
  * - encrypted keys (`ENCRYPTED PRIVATE KEY`, or a PKCS#1/SEC 1 block with
  *   `Proc-Type: 4,ENCRYPTED`): secretsync has no passphrase, so only the framing and the DER
@@ -49,6 +50,11 @@ export interface PemContent {
   keys: string[];
   /** How many encrypted private keys the file holds (checked for framing only). */
   encryptedKeys: number;
+  /**
+   * How many EC private keys node:crypto cannot read (Brainpool and other curves OpenSSL
+   * loads): their DER structure is checked, and they take no part in pairing.
+   */
+  otherKeys: number;
 }
 
 /** The verdict on one secret's content. */
@@ -94,7 +100,8 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
   }
   if (!pem) {
     const before = options.previous ? safeRead(options.previous) : undefined;
-    if (before && (before.certificates > 0 || before.keys.length + before.encryptedKeys > 0)) {
+    const keys = before ? before.keys.length + before.encryptedKeys + before.otherKeys : 0;
+    if (before && (before.certificates > 0 || keys > 0)) {
       return {
         ok: false,
         reason: `the file holds ${
@@ -140,7 +147,7 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
 export function readPem(bytes: Uint8Array): PemContent | undefined {
   const text = new TextDecoder().decode(bytes);
   if (!text.includes("-----BEGIN ")) return undefined;
-  const content: PemContent = { certificates: 0, keys: [], encryptedKeys: 0 };
+  const content: PemContent = { certificates: 0, keys: [], encryptedKeys: 0, otherKeys: 0 };
   const lines = text.split(/\r?\n/);
   let blocks = 0;
   for (let i = 0; i < lines.length; i++) {
@@ -196,7 +203,11 @@ function readBlock(label: string, block: string, body: string[], content: PemCon
     try {
       key = createPrivateKey(block);
     } catch {
-      throw new Error(`the private key ("${label}") does not parse`);
+      if (!unreadableEcKey(label, body)) {
+        throw new Error(`the private key ("${label}") does not parse`);
+      }
+      content.otherKeys++;
+      return;
     }
     content.keys.push(spki(createPublicKey(key)));
   }
@@ -269,6 +280,63 @@ function derEnvelope(body: string[]): boolean {
   } catch {
     return false;
   }
+}
+
+/** id-ecPublicKey (1.2.840.10045.2.1), as DER: how a PKCS#8 block says it holds an EC key. */
+const EC_KEY_OID = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/** The curves node:crypto reads (P-256, P-384, P-521, secp256k1, P-224), as DER OIDs. */
+const READABLE_CURVES = [
+  [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x21],
+];
+
+/**
+ * Whether a key block node:crypto refused is an EC key on a curve it does not know (OpenSSL,
+ * so the server, may): a SEC 1 block or a PKCS#8 one naming id-ecPublicKey, not on a curve
+ * node:crypto reads (then the key is damaged), whose DER is one whole structure (a lost or
+ * damaged line breaks its lengths).
+ */
+function unreadableEcKey(label: string, body: string[]): boolean {
+  if (label !== "EC PRIVATE KEY" && label !== "PRIVATE KEY") return false;
+  if (body.length === 0 || !body.every((line) => BASE64_LINE.test(line.trim()))) return false;
+  let der: Uint8Array;
+  try {
+    der = Uint8Array.fromBase64(body.join("").trim());
+  } catch {
+    return false;
+  }
+  if (!wholeDer(der, 0, der.length, 0)) return false;
+  const holds = (bytes: Uint8Array, oid: number[]) =>
+    bytes.some((_, i) => oid.every((byte, j) => bytes[i + j] === byte));
+  if (READABLE_CURVES.some((oid) => holds(der, oid))) return false;
+  return label === "EC PRIVATE KEY" || holds(der.subarray(0, 32), EC_KEY_OID);
+}
+
+/** Whether `der[start, end)` is a sequence of well-formed TLVs, constructed ones recursively. */
+function wholeDer(der: Uint8Array, start: number, end: number, depth: number): boolean {
+  if (depth > 16 || (depth === 0 && der[0] !== 0x30)) return false;
+  let at = start;
+  while (at < end) {
+    const tag = der[at];
+    if ((tag & 0x1f) === 0x1f || at + 2 > end) return false; // no multi-byte tags in a key
+    let length = der[at + 1];
+    let content = at + 2;
+    if (length & 0x80) {
+      const n = length & 0x7f;
+      if (n === 0 || n > 3 || content + n > end) return false;
+      length = 0;
+      for (let i = 0; i < n; i++) length = length * 256 + der[content + i];
+      content += n;
+    }
+    if (content + length > end) return false;
+    if (tag & 0x20 && !wholeDer(der, content, content + length, depth + 1)) return false;
+    at = content + length;
+  }
+  return depth > 0 || at === end;
 }
 
 /**

@@ -430,3 +430,70 @@ Deno.test("pairingProblems() refuses both halves of a mismatched pair written th
     ["/run/secrets/a.crt", "/run/secrets/a.key"],
   );
 });
+
+Deno.test("checkContent() accepts EC keys on curves node:crypto cannot read (Brainpool), checking their DER", async () => {
+  // OpenSSL (so nginx, HAProxy) loads Brainpool keys; Deno's createPrivateKey does not.
+  const dir = await Deno.makeTempDir({ prefix: "secretsync-brainpool-" });
+  try {
+    const run = (args: string[]) =>
+      new Deno.Command("openssl", { args, cwd: dir, stderr: "null" }).output();
+    await run([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:brainpoolP256r1",
+      "-nodes",
+      "-keyout",
+      "k.pem",
+      "-out",
+      "c.pem",
+      "-subj",
+      "/CN=brainpool",
+      "-days",
+      "2",
+    ]);
+    await run(["ec", "-in", "k.pem", "-out", "sec1.pem"]);
+    const [cert, pkcs8, sec1] = await Promise.all(
+      ["c.pem", "k.pem", "sec1.pem"].map((f) => Deno.readTextFile(`${dir}/${f}`)),
+    );
+    assert.match(sec1, /BEGIN EC PRIVATE KEY/);
+    for (const key of [pkcs8, sec1]) {
+      const content = pem(check(key));
+      assert.deepEqual(content.keys, [], "not comparable: it takes no part in pairing");
+      assert.equal(content.otherKeys, 1);
+      // Made after `now`: checked against the clock as it is now.
+      assert.equal(checkContent(bytes(cert + key), { now: new Date() }).ok, true);
+      // Its DER must still be whole: a line lost from the middle is refused.
+      const lines = key.split("\n");
+      refused(check([...lines.slice(0, 2), ...lines.slice(3)].join("\n")), /does not parse/);
+      // And it may not be replaced by what is not PEM.
+      refused(check("oops\n", { previous: key }), /holds a private key/);
+    }
+    assert.deepEqual(
+      pairingProblems([
+        {
+          path: "/run/secrets/bp.crt",
+          changed: true,
+          pem: pem(checkContent(bytes(cert), { now: new Date() })),
+        },
+        { path: "/run/secrets/bp.key", changed: true, pem: pem(check(pkcs8)) },
+        { path: "/run/secrets/ec.crt", changed: true, pem: pem(check(ec.cert)) },
+        { path: "/run/secrets/ec.key", changed: true, pem: pem(check(ec.key)) },
+      ]),
+      [],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkContent() still refuses a damaged P-256 key whose DER lengths hold", () => {
+  const lines = ec.key.split("\n");
+  // Flip characters in the middle of the key's body: same length, same structure, not a key.
+  const body = lines[2].split("");
+  for (let i = 10; i < 30; i++) body[i] = body[i] === "A" ? "B" : "A";
+  lines[2] = body.join("");
+  refused(check(lines.join("\n")), /private key \("PRIVATE KEY"\) does not parse/);
+});
