@@ -67,6 +67,16 @@ export const OCI_REALM_DOMAINS: readonly string[] = [
 ];
 
 /**
+ * Directories where OCI platforms put resource principal credential files: OCI Functions sets
+ * `OCI_RESOURCE_PRINCIPAL_RPST=/.oci-credentials/rpst` and `…_PRIVATE_PEM=/.oci-credentials/
+ * private.pem`; Big Data Service keeps its token under `/etc/security/tokens`.
+ */
+export const RP_CREDENTIAL_DIRS = {
+  functions: "/.oci-credentials",
+  bigData: "/etc/security/tokens",
+} as const;
+
+/**
  * The permissions secretsync needs, and nothing more. Each entry says who needs it.
  *
  * Paths are fixed at build time: a map, root or OCI config elsewhere needs a build with that
@@ -85,6 +95,10 @@ export const PERMISSIONS: PermissionSet = {
     // The service runs as root, so ~ is /root.
     "/root/.oci",
     "/run", // pidfile: targets (reload/pidfile.ts); daemons keep their pidfiles here
+    // --auth resource_principal: where OCI platforms put the token and key files that
+    // OCI_RESOURCE_PRINCIPAL_RPST/_PRIVATE_PEM name (vault/session.ts). Read only.
+    RP_CREDENTIAL_DIRS.functions,
+    RP_CREDENTIAL_DIRS.bigData,
   ],
   write: [
     "/etc/oci-secretsync", // install: the directory and an example map.csv, never overwritten

@@ -10,7 +10,8 @@
  *
  * The parts come in this order: the secret, then at most one `?stage=`/`?version=`, then at
  * most one `#` key path. A key path is a dot-separated list of object keys; a key that contains
- * a dot writes it as `\.`, a backslash as `\\`; everything after the `#` belongs to the path.
+ * a dot writes it as `\.`, a backslash as `\\`; everything after the `#` belongs to the path,
+ * except that a path ending in `?stage=…` or `?version=…` is refused (the order is wrong).
  *
  * Parsing is pure and offline: `secretsync check` reports every bad reference with its line.
  *
@@ -69,6 +70,13 @@ export function parseReference(text: string): ParsedReference {
     ref.version = version;
   }
   if (hash >= 0) {
+    // `REF#key?stage=X` would read "key?stage=X" as the key and pass `check`, only to fail at
+    // the run: a key path that ends like a version is taken for one written in the wrong place.
+    const late = /\?((?:stage|version)=[A-Za-z0-9]*)$/.exec(text.slice(hash + 1));
+    if (late) {
+      const fixed = `${text.slice(0, hash)}?${late[1]}#${text.slice(hash + 1, -late[0].length)}`;
+      return { ok: false, message: `write ?${late[1]} before the #key: ${show(fixed)}` };
+    }
     const key = parseKeyPath(text.slice(hash + 1));
     if (typeof key === "string") return { ok: false, message: key };
     ref.key = key;

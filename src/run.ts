@@ -28,7 +28,7 @@ import {
 } from "./state.ts";
 import { exitCodeOf, messageOf, sync, type SyncReport } from "./sync.ts";
 import { entrySelector } from "./reference.ts";
-import { credentialFiles, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
+import { credentialProblems, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
 import { removeStaleTempFiles } from "./write.ts";
 
 /** What a run does; `sync`'s flags, parsed. */
@@ -127,16 +127,18 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
   if (!recipes) return { code: 2 };
   const entries = await loadMap(options, log, recipes);
   if (!entries) return { code: 2 };
-  const denied = accessProblems({
-    write: options.dryRun ? [] : [...options.roots, options.stateDir],
-    read: credentialFiles(options.auth),
-    net: deps.source ? [] : [
-      options.endpoint,
-      ...(options.auth.mode === "instance_principal"
-        ? [options.auth.imdsUrl, options.auth.authEndpoint]
-        : []),
-    ].filter((url): url is string => url !== undefined),
-  });
+  const denied = [
+    ...credentialProblems(options.auth),
+    ...accessProblems({
+      write: options.dryRun ? [] : [...options.roots, options.stateDir],
+      net: deps.source ? [] : [
+        options.endpoint,
+        ...(options.auth.mode === "instance_principal"
+          ? [options.auth.imdsUrl, options.auth.authEndpoint]
+          : []),
+      ].filter((url): url is string => url !== undefined),
+    }),
+  ];
   for (const message of denied) log.log("error", "sync", message, { event: "not_permitted" });
   if (denied.length > 0) return { code: 2 };
   if (options.dryRun) {

@@ -141,6 +141,47 @@ const CASES: Case[] = [
     stderr: /"a-b" is not a variable name/,
   },
   { name: "usage", env: {}, code: 2, stderr: /usage: secretsync-env COMMAND/, noCommand: true },
+  {
+    // The script's own working variables must not reach the command: an inherited `value`
+    // kept its own content, and a secret never lands in a variable nobody asked for.
+    name: "own-names",
+    env: {
+      value: "inherited",
+      file: "f",
+      bytes: "b",
+      MULTI_FILE: "@/s/multi",
+      DASH_FILE: "@/s/dash",
+    },
+    code: 0,
+    values: { value: "inherited", file: "f", bytes: "b", MULTI: text("multi"), DASH: text("dash") },
+  },
+  {
+    // X_FILE whose X is also one of the script's working names gets X's file, not another's.
+    name: "own-names-file",
+    env: { value_FILE: "@/s/multi", name_FILE: "@/s/spaces", DASH_FILE: "@/s/dash" },
+    code: 0,
+    values: { value: text("multi"), name: text("spaces"), DASH: text("dash"), file: null },
+  },
+  {
+    // Set but empty X (an image's `ENV X=""` default) is unset, as in the official images.
+    name: "empty-and-file",
+    env: { MULTI: "", MULTI_FILE: "@/s/multi" },
+    code: 0,
+    values: { MULTI: text("multi"), MULTI_FILE: null },
+  },
+  {
+    // A name no shell can export is refused, naming it, rather than silently skipped.
+    name: "odd-name",
+    env: { "DB-PASSWORD_FILE": "@/s/multi" },
+    code: 2,
+    stderr: /"DB-PASSWORD_FILE": DB-PASSWORD is not a name a shell can export/,
+  },
+  {
+    name: "digit-name",
+    env: { "1X_FILE": "@/s/multi" },
+    code: 2,
+    stderr: /"1X_FILE": 1X is not a name a shell can export/,
+  },
 ];
 
 /** Every variable any case checks. */

@@ -55,6 +55,12 @@ Deno.test("parseReference() names the wrong part", () => {
     [`name:@${VAULT}`, /secret name "" must be/],
     [`name:x@`, /"" is not a vault OCID/],
     [`name:${"x".repeat(300)}@${VAULT}`, /secret name "x{77}\.\.\." must be/],
+    // The stage or version after the key would be read as part of the key: say the order.
+    [
+      `${ID}#password?stage=PENDING`,
+      /write \?stage=PENDING before the #key: .*\?stage=PENDING#password/,
+    ],
+    [`${ID}#db.pw?version=2`, /write \?version=2 before the #key: .*\?version=2#db\.pw/],
   ];
   for (const [text, re] of cases) {
     const parsed = parseReference(text);
@@ -122,6 +128,33 @@ Deno.test("selectKey() writes strings as text, other values as JSON, and refuses
   assert.throws(() => selectKey(leaky, ["password"]), (e: Error) => {
     assert.match(e.message, /the secret is not JSON/);
     assert.doesNotMatch(e.message, /hunter2/);
+    return true;
+  });
+});
+
+Deno.test("selectKey() writes numbers exactly as the secret spells them", () => {
+  const raw = (json: string) => new TextEncoder().encode(json);
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  // A float64 round trip would write 12345678901234567000, 1.1, 1000 and 0.
+  const secret = raw(
+    '{"id": 12345678901234567890, "f": 1.10, "e": 1e3, "z": -0, ' +
+      '"o": {"id": 98765432109876543210, "l": [0.10, {"n": 7E+2}], "s": "x"}}',
+  );
+  assert.equal(text(selectKey(secret, ["id"])), "12345678901234567890");
+  assert.equal(text(selectKey(secret, ["f"])), "1.10");
+  assert.equal(text(selectKey(secret, ["e"])), "1e3");
+  assert.equal(text(selectKey(secret, ["z"])), "-0");
+  assert.equal(
+    text(selectKey(secret, ["o"])),
+    '{"id":98765432109876543210,"l":[0.10,{"n":7E+2}],"s":"x"}',
+  );
+});
+
+Deno.test("selectKey() refuses a string that has no UTF-8 form, rather than altering it", () => {
+  const secret = new TextEncoder().encode('{"k": "a\\ud800b", "ok": "\\ud83d\\udd11"}');
+  assert.equal(new TextDecoder().decode(selectKey(secret, ["ok"])), "🔑");
+  assert.throws(() => selectKey(secret, ["k"]), (e: Error) => {
+    assert.match(e.message, /key "k" is a string with an unpaired \\u surrogate/);
     return true;
   });
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import type { AuthenticationDetailsProvider } from "oci-common";
+import { accessProblems, PERMISSIONS } from "../permissions.ts";
 import { Aborted, raceAbort, timeoutSignal } from "./abort.ts";
 import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
@@ -27,6 +28,34 @@ export interface Authenticated {
   dispose(): void;
   /** Advice added to an HTTP 401 (session tokens: how to get a fresh one). */
   on401?: string;
+}
+
+/**
+ * Why this build cannot read the credential files an auth mode names, before the run starts:
+ * one message per file, naming it (and, for a resource principal, its variable and the ways
+ * out). Empty when every file is within the build's read set.
+ */
+export function credentialProblems(
+  auth: VaultAuth,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string[] {
+  if (auth.mode !== "resource_principal") {
+    return accessProblems({ read: credentialFiles(auth, env) });
+  }
+  const problems: string[] = [];
+  for (const name of [RP_ENV.rpst, RP_ENV.privatePem, RP_ENV.passphrase]) {
+    const path = (auth.env ?? env)(name)?.trim() ?? "";
+    if (!path.startsWith("/") || accessProblems({ read: [path] }).length === 0) continue;
+    problems.push(
+      `Cannot read ${name}=${path}: this secretsync build may only read in ` +
+        `${PERMISSIONS.read.join(", ")}. Have the platform put the file in one of those ` +
+        `directories (or link it from /run), give the value itself ` +
+        `(${name}="$(cat ${path})", read again at every start, so a timer run sees a renewed ` +
+        "token), or add the directory to src/permissions.ts and rebuild (README, " +
+        '"Permissions").',
+    );
+  }
+  return problems;
 }
 
 /**

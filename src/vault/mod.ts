@@ -29,7 +29,7 @@ export type {
   VaultOptions,
 } from "./types.ts";
 export { AUTH_MODES } from "./types.ts";
-export { credentialFiles } from "./auth.ts";
+export { credentialFiles, credentialProblems } from "./auth.ts";
 export { VaultError, type VaultErrorDetails } from "./error.ts";
 export { openVault, parseStage } from "./open.ts";
 export {

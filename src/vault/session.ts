@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { createPrivateKey } from "node:crypto";
 import type { AuthenticationDetailsProvider } from "oci-common";
 import { explainNotCapable } from "../permissions.ts";
 import { describe } from "./describe.ts";
@@ -101,10 +102,17 @@ export function readSecurityToken(
       }`,
     );
   }
+  const passphrase = config.get("pass_phrase") ?? undefined;
+  const bad = keyProblem(privateKeyPem, passphrase, {
+    key: `the key_file "${keyFile}"`,
+    passphrase: "pass_phrase",
+    notPem: `the key_file "${keyFile}" holds no PEM private key`,
+  });
+  if (bad) return fail(bad);
   return {
     token,
     privateKeyPem,
-    passphrase: config.get("pass_phrase") ?? undefined,
+    passphrase,
     regionId: config.get("region") ?? undefined,
     on401: `the session token may have expired or been revoked: ${refresh}`,
   };
@@ -144,7 +152,18 @@ export function readResourcePrincipal(
   const pass = pemIsPath && passphrase
     ? readFile(passphrase, RP_ENV.passphrase, fail).trim()
     : passphrase;
+  const bad = keyProblem(privateKeyPem, pass, {
+    key: `the key in ${RP_ENV.privatePem}`,
+    passphrase: RP_ENV.passphrase,
+    notPem: pemIsPath
+      ? `the file ${RP_ENV.privatePem} names ("${pem}") holds no PEM private key`
+      : `${RP_ENV.privatePem} is neither a PEM private key nor an absolute path`,
+  });
+  if (bad) fail(bad);
   const problem = tokenProblem(token, now);
+  if (problem === "is not a session token (a JWT)" && !rpst.startsWith("/")) {
+    fail(`${RP_ENV.rpst} is neither a session token (a JWT) nor an absolute path`);
+  }
   if (problem) {
     const renew = rpst.startsWith("/")
       ? "the platform renews the file; if it stays expired, check the resource's identity"
@@ -191,6 +210,36 @@ export function tokenProblem(token: string, now: Date): string | undefined {
     return `expired at ${new Date(claims.exp * 1000).toISOString()}`;
   }
   return undefined;
+}
+
+/** How {@link keyProblem} names the key, its passphrase, and a value that is no PEM key. */
+interface KeyNames {
+  key: string;
+  passphrase: string;
+  notPem: string;
+}
+
+/**
+ * Why a PEM private key cannot be used, naming where it came from, or undefined. Checked before
+ * any request: the signer's own error is OpenSSL's ("DECODER routines::unsupported") and names
+ * nothing. Never quotes the key or the passphrase.
+ */
+export function keyProblem(
+  pem: string,
+  passphrase: string | undefined,
+  names: KeyNames,
+): string | undefined {
+  if (!/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem)) return names.notPem;
+  const encrypted = /ENCRYPTED/.test(pem);
+  if (encrypted && !passphrase) return `${names.key} is encrypted: set ${names.passphrase}`;
+  try {
+    createPrivateKey({ key: pem, format: "pem", passphrase });
+    return undefined;
+  } catch {
+    return encrypted
+      ? `${names.passphrase} does not decrypt ${names.key}`
+      : `${names.key} cannot be read as a private key (PKCS#1 or PKCS#8 PEM)`;
+  }
 }
 
 function readFile(path: string, what: string, fail: (what: string) => never): string {

@@ -90,6 +90,17 @@ Deno.test("--auth security_token signs with ST$<token> and the session key", asy
       assert.equal(result.code, 1);
       assert.match(result.stderr, /profile "DEFAULT" .* has no security_token_file/);
     });
+
+    await t.step("a wrong pass_phrase names the key_file, before any request", async () => {
+      const files = await oci.writeSecurityTokenConfig(ws.dir, { passphrase: "correct horse" });
+      const config = await Deno.readTextFile(files.configFile);
+      await Deno.writeTextFile(files.configFile, config.replace("correct horse", "wrong"));
+      const before = oci.calls.secrets.get(DB) ?? 0;
+      const result = await run(files);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /pass_phrase does not decrypt the key_file ".*oci_api_key\.pem"/);
+      assert.equal(oci.calls.secrets.get(DB) ?? 0, before);
+    });
   } finally {
     await ws.cleanup();
     await oci.close();
@@ -184,6 +195,39 @@ Deno.test("--auth resource_principal reads OCI_RESOURCE_PRINCIPAL_* values or fi
         missing.stderr,
         /cannot read OCI_RESOURCE_PRINCIPAL_RPST ".*\/nope": no such file/,
       );
+    });
+
+    await t.step("the platforms' credential paths are readable; others are named", async () => {
+      const env = await oci.resourcePrincipalEnv();
+      const fetchedBefore = oci.calls.secrets.get(DB) ?? 0;
+      // OCI Functions' paths: the build may read them (absent here, so "no such file").
+      const functions = await run({
+        ...env,
+        OCI_RESOURCE_PRINCIPAL_RPST: "/.oci-credentials/rpst",
+        OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: "/.oci-credentials/private.pem",
+      });
+      assert.equal(functions.code, 1, functions.stderr);
+      assert.match(
+        functions.stderr,
+        /cannot read OCI_RESOURCE_PRINCIPAL_RPST "\/\.oci-credentials\/rpst": no such file/,
+      );
+      // Big Data Service's directory, likewise.
+      const bds = await run({
+        ...env,
+        OCI_RESOURCE_PRINCIPAL_RPST: "/etc/security/tokens/rpst.token",
+      });
+      assert.match(bds.stderr, /"\/etc\/security\/tokens\/rpst\.token": no such file/);
+      // Elsewhere: refused before the run, naming the variable and the ways out.
+      const elsewhere = await run({
+        ...env,
+        OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: "/var/lib/rp/private.pem",
+      });
+      assert.equal(elsewhere.code, 2, elsewhere.stderr);
+      assert.match(
+        elsewhere.stderr,
+        /Cannot read OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM=\/var\/lib\/rp\/private\.pem: this secretsync build may only read .*\/\.oci-credentials.*OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM="\$\(cat \/var\/lib\/rp\/private\.pem\)"/,
+      );
+      assert.equal(oci.calls.secrets.get(DB) ?? 0, fetchedBefore, "nothing was fetched");
     });
   } finally {
     await ws.cleanup();

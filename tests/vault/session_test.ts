@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { readResourcePrincipal, tokenProblem } from "../../src/vault/session.ts";
 import { VaultError } from "../../src/vault/error.ts";
 
@@ -26,12 +27,69 @@ Deno.test("tokenProblem() reads exp without quoting the token", () => {
   assert.equal(tokenProblem(`a.${btoa("null")}.c`, now), "is not a session token (a JWT)");
 });
 
+const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+const PLAIN_KEY = privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+const ENCRYPTED_KEY = privateKey.export({
+  type: "pkcs1",
+  format: "pem",
+  cipher: "aes-128-cbc",
+  passphrase: "right",
+}) as string;
+
+Deno.test("readResourcePrincipal() names the variable whose key cannot be used", () => {
+  const base: Record<string, string> = {
+    OCI_RESOURCE_PRINCIPAL_VERSION: "2.2",
+    OCI_RESOURCE_PRINCIPAL_RPST: jwt({ exp: Date.now() / 1000 + 600 }),
+    OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: ENCRYPTED_KEY,
+    OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE: "right",
+  };
+  const read = (env: Record<string, string>) => readResourcePrincipal((name) => env[name]);
+  assert.equal(read(base).passphrase, "right");
+  const body = ENCRYPTED_KEY.split("\n")[4];
+  const fails = (env: Record<string, string>, re: RegExp) =>
+    assert.throws(() => read(env), (e) => {
+      assert.ok(e instanceof VaultError);
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes(body) && !e.message.includes("right"), "no key, no secret");
+      return true;
+    });
+  fails(
+    { ...base, OCI_RESOURCE_PRINCIPAL_RPST: "rp/rpst" },
+    /OCI_RESOURCE_PRINCIPAL_RPST is neither a session token \(a JWT\) nor an absolute path/,
+  );
+  // Before: each went through, to "Cannot load the API signing key: error:1E08010C:DECODER…".
+  fails(
+    { ...base, OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: "rp/private.pem" },
+    /OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM is neither a PEM private key nor an absolute path/,
+  );
+  fails(
+    { ...base, OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE: "wrong" },
+    /OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE does not decrypt the key in OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM/,
+  );
+  fails(
+    { ...base, OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE: "" },
+    /the key in OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM is encrypted: set OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE/,
+  );
+  fails(
+    { ...base, OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: PLAIN_KEY.replace(/[A-Z]/g, "Q") },
+    /OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM is neither a PEM private key/,
+  );
+  fails(
+    {
+      ...base,
+      OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: PLAIN_KEY.replace(/\n[A-Za-z]/, "\n!"),
+      OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE: "",
+    },
+    /the key in OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM cannot be read as a private key/,
+  );
+});
+
 Deno.test("readResourcePrincipal() names the variable that is wrong", () => {
   const token = jwt({ exp: Date.now() / 1000 + 600 });
   const base: Record<string, string> = {
     OCI_RESOURCE_PRINCIPAL_VERSION: "2.2",
     OCI_RESOURCE_PRINCIPAL_RPST: token,
-    OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: "-----BEGIN PRIVATE KEY-----\n...",
+    OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: PLAIN_KEY,
     OCI_RESOURCE_PRINCIPAL_REGION: "iad",
   };
   const read = (env: Record<string, string>) => readResourcePrincipal((name) => env[name]);
