@@ -181,7 +181,14 @@ function readBlock(label: string, block: string, body: string[], content: PemCon
   if (label === "CERTIFICATE") {
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(block);
+      // OpenSSL skips RFC 1421 headers ("Name: value" lines, then a blank one); Deno does not.
+      const blank = body.indexOf("");
+      const headed = blank > 0 && body.slice(0, blank).every((line) => line.includes(":"));
+      const lines = block.split("\n");
+      const unheaded = headed
+        ? [lines[0], ...body.slice(blank + 1), lines[body.length + 1], ""].join("\n")
+        : block;
+      cert = new X509Certificate(unheaded);
     } catch {
       throw new Error(`${nth(content.certificates)} does not parse as an X.509 certificate`);
     }

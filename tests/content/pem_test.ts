@@ -497,3 +497,11 @@ Deno.test("checkContent() still refuses a damaged P-256 key whose DER lengths ho
   lines[2] = body.join("");
   refused(check(lines.join("\n")), /private key \("PRIVATE KEY"\) does not parse/);
 });
+
+Deno.test("checkContent() reads a certificate with RFC 1421 headers, as OpenSSL does", () => {
+  const withHeaders = ec.cert.replace(
+    "-----BEGIN CERTIFICATE-----\n",
+    "-----BEGIN CERTIFICATE-----\nComment: issued by a test\n\n",
+  );
+  assert.equal(pem(check(withHeaders)).leaf?.subject, "CN=ec.example");
+});
