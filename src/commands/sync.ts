@@ -13,7 +13,7 @@ import { accessProblems } from "../permissions.ts";
 import { run, type RunOptions } from "../run.ts";
 import { DEFAULT_STATE_DIR } from "../state.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
-import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
 import { parseDuration } from "../duration.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, how to log, where metrics go. */
@@ -146,12 +146,7 @@ export function syncCommand(): Command {
   return new Command("sync")
     .description("Fetch every secret in the map, write changed files, reload their containers")
     .option("--map <file>", "map file", DEFAULT_MAP)
-    .option(
-      "--root <dir>",
-      "directory secrets may be written in (repeatable) (default: /run/secrets)",
-      collect,
-      [],
-    )
+    .addOption(rootOption())
     .option("--auth <mode>", AUTH_MODES.join(", "), "instance_principal")
     .option(
       "--oci-config <file>",
