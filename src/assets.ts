@@ -98,7 +98,8 @@ SystemCallErrorNumber=EPERM
 # AF_UNIX: the docker CLI talks to /var/run/docker.sock (a socket: connect() works on a
 # read-only file system), systemctl to PID 1 for unit: targets. AF_INET/AF_INET6: OCI.
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-# Not set, on purpose: PrivateNetwork (OCI is remote), PrivateUsers and User= (writing files
+# Not set, on purpose: ProcSubset=pid (Deno reads /proc/sys/kernel/osrelease for the SDK's
+# User-Agent), PrivateNetwork (OCI is remote), PrivateUsers and User= (writing files
 # for other users and signalling their daemons needs root), IPAddressDeny (OCI's addresses
 # are not fixed).
 `,
@@ -139,6 +140,7 @@ ProtectSystem=strict
 # with the storage configuration. /run/secrets is under /run.
 ReadWritePaths=/run /var/lib/containers
 ReadWritePaths=-/var/tmp
+# Read-only, not hidden: --auth api_key reads /root/.oci/config and its key.
 ProtectHome=read-only
 PrivateTmp=yes
 # The exec'd process lives in the container's mount namespace, with the container's /dev.
@@ -175,8 +177,12 @@ SystemCallArchitectures=native
 # @privileged (setns, capset, setuid) and @resources (setrlimit, the container's ulimits).
 SystemCallFilter=~@clock @cpu-emulation @debug @module @obsolete @raw-io @reboot @swap
 SystemCallErrorNumber=EPERM
-# AF_NETLINK: podman reads network state through netlink; AF_UNIX: conmon and systemctl.
+# AF_NETLINK: podman reads network state through netlink; AF_UNIX: conmon and systemctl;
+# AF_INET/AF_INET6: OCI.
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+# Not set, on purpose: ProcSubset=pid (above), PrivateNetwork (OCI is remote), PrivateUsers
+# and User= (podman here is root's podman; files for other users and signals need root),
+# IPAddressDeny (OCI's addresses are not fixed).
 `,
   "oci-secretsync.timer": `[Unit]
 Description=Run oci-secretsync periodically

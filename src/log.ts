@@ -75,7 +75,7 @@ export type StreamStyle = "journal" | "color" | "plain";
 /**
  * Decides how lines to a stream look: journald's priority prefixes when the stream is the one
  * `JOURNAL_STREAM` names (`DEV:INO`; when the stream cannot be examined, the variable alone
- * decides), colour on a terminal unless `NO_COLOR` is set (to anything, even empty), plain
+ * decides; a terminal never is), colour on a terminal unless `NO_COLOR` is set (to anything, even empty), plain
  * otherwise. Pure.
  *
  * @example
@@ -91,7 +91,9 @@ export function streamStyle(input: {
   terminal: boolean;
   noColor?: string;
 }): StreamStyle {
-  if (input.journalStream) {
+  // A terminal is never the journal's socket: JOURNAL_STREAM there was inherited (a desktop
+  // terminal started by systemd --user has it), and priorities would only clutter the screen.
+  if (input.journalStream && !input.terminal) {
     const [dev, ino] = input.journalStream.split(":").map(Number);
     if (!input.stream || (input.stream.dev === dev && input.stream.ino === ino)) return "journal";
   }
@@ -127,10 +129,23 @@ export function formatLine(
 export function errorText(
   text: string,
   env: (name: string) => string | undefined = readEnv,
+  terminal: boolean = Deno.stderr.isTerminal(),
 ): string {
-  const style = streamStyle({ journalStream: env("JOURNAL_STREAM"), terminal: false });
+  const style = streamStyle({ journalStream: env("JOURNAL_STREAM"), terminal });
   return style === "journal" ? `<${SYSLOG_PRIORITY.error}>${text}` : text;
 }
+
+/**
+ * Commander's output settings for its own errors (unknown option, missing argument, …): each
+ * line through {@linkcode errorText}, so a typo in the service's `SECRETSYNC_ARGS` shows up in
+ * `journalctl -p err` too. Pass to `Command.configureOutput()`.
+ */
+export const COMMANDER_ERROR_OUTPUT = {
+  outputError(text: string, write: (text: string) => void): void {
+    const prefix = errorText(""); // "<3>" for the journal, else nothing
+    write(text.replace(/^(?=.)/gm, prefix));
+  },
+};
 
 /** Creates a logger writing human lines, or JSON lines when `json` is set. */
 export function createLogger(options: LoggerOptions = {}): Logger {

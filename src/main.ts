@@ -7,6 +7,9 @@
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
  * secretsync uninstall [--dry-run]               # stop and remove them; keep map and secrets
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
+ * secretsync watch [--interval 6h] [--jitter 5m]  # sync in a loop; SIGHUP now, SIGTERM stops
+ * secretsync status [--json]                     # last run, next run, each entry; no values
+ * secretsync doctor                              # check the set-up, one line per check
  * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)
  * ```
  *
@@ -17,10 +20,13 @@ import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
 import { envWrapperCommand, parseEnvWrapperArgs, runEnvWrapper } from "./commands/env_wrapper.ts";
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
+import { doctorCommand, parseDoctorArgs, runDoctor } from "./commands/doctor.ts";
+import { parseStatusArgs, runStatus, statusCommand } from "./commands/status.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
 import { parseUninstallArgs, runUninstall, uninstallCommand } from "./commands/uninstall.ts";
 import { UsageError } from "./commands/usage.ts";
-import { errorText } from "./log.ts";
+import { parseWatchArgs, runWatch, watchCommand } from "./commands/watch.ts";
+import { COMMANDER_ERROR_OUTPUT, errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
@@ -28,6 +34,10 @@ import { versionText } from "./version.ts";
 // find Object.prototype's members.
 const commands = new Map<string, (args: string[]) => Promise<number>>([
   ["sync", (args) => runSync(parseSyncArgs(args))],
+  // watch and doctor take sync's flags: handed over here, so commands never import each other.
+  ["watch", (args) => runWatch(parseWatchArgs(args, parseSyncArgs, syncFlags()))],
+  ["status", (args) => runStatus(parseStatusArgs(args))],
+  ["doctor", (args) => runDoctor(parseDoctorArgs(args, parseSyncArgs, syncFlags()))],
   ["check", (args) => runCheck(parseCheckArgs(args))],
   ["install", (args) => runInstall(parseInstallArgs(args))],
   ["uninstall", (args) => runUninstall(parseUninstallArgs(args))],
@@ -44,6 +54,11 @@ function asksForHelp(args: string[]): boolean {
   return (end === -1 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h");
 }
 
+/** sync's options, freshly declared, for the commands that take them too. */
+function syncFlags() {
+  return syncCommand().options;
+}
+
 /** The top-level program, for `--help` and `--version`. */
 function program(): Command {
   return new Command("secretsync")
@@ -52,6 +67,9 @@ function program(): Command {
     )
     .version(versionText(), "-V, --version")
     .addCommand(syncCommand())
+    .addCommand(watchCommand(syncFlags()))
+    .addCommand(statusCommand())
+    .addCommand(doctorCommand(syncFlags()))
     .addCommand(checkCommand())
     .addCommand(installCommand())
     .addCommand(uninstallCommand())
@@ -72,7 +90,7 @@ export async function main(args: string[]): Promise<number> {
     // Help goes through the whole program, so `sync --help` and `help sync` print the same
     // text, with the same `Usage: secretsync sync …` line.
     if (handler && !asksForHelp(args)) return await handler(args.slice(1));
-    program().exitOverride().parse(args, { from: "user" });
+    program().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT).parse(args, { from: "user" });
     return 2; // a bare `secretsync` printed help and must not look like success
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -88,7 +106,12 @@ export async function main(args: string[]): Promise<number> {
       console.error(errorText(`secretsync: ${explainNotCapable(error)}`));
       return 1;
     }
-    throw error;
+    // Nothing should reach here (each command reports its own failures); if something does,
+    // it is still one line, never a stack trace.
+    console.error(
+      `secretsync: unexpected error: ${error instanceof Error ? error.message : error}`,
+    );
+    return 1;
   }
 }
 

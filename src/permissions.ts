@@ -95,6 +95,10 @@ export const PERMISSIONS: PermissionSet = {
     // The service runs as root, so ~ is /root.
     "/root/.oci",
     "/run", // pidfile: targets (reload/pidfile.ts); daemons keep their pidfiles here
+    // --metrics-file: node_exporter's textfile directory (upstream's usual one, and Debian's
+    // prometheus-node-exporter default); read too, for the atomic write's directory fsync.
+    "/var/lib/node_exporter",
+    "/var/lib/prometheus/node-exporter",
     // --auth resource_principal: where OCI platforms put the token and key files that
     // OCI_RESOURCE_PRINCIPAL_RPST/_PRIVATE_PEM name (vault/session.ts). Read only.
     RP_CREDENTIAL_DIRS.functions,
@@ -107,12 +111,15 @@ export const PERMISSIONS: PermissionSet = {
     "/etc/systemd/system", // install: the three units
     INSTALLED_BINARY, // install: the binary itself, via its temp file
     INSTALLED_BINARY_TEMP,
+    "/var/lib/node_exporter", // --metrics-file
+    "/var/lib/prometheus/node-exporter",
   ],
   run: [
     "docker", // reload containers (reload/runtime.ts)
     "podman",
     "systemctl", // install: daemon-reload, enable --now; unit: targets
     "kill", // pidfile: targets: `kill -0` and `kill -s SIG` (Deno.kill needs unrestricted run)
+    "findmnt", // doctor: is a root a tmpfs? (Deno reads nothing under /proc without --allow-all)
   ],
   env: [
     "HOME", // sync: default --oci-config; passed to docker/podman

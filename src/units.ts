@@ -26,6 +26,23 @@ export const UNITS_TO_ENABLE: readonly InstalledUnit[] = [
   "oci-secretsync.timer",
 ];
 
+/**
+ * The links `systemctl enable` makes for a unit: `<target>.wants/<unit>` for each `WantedBy=`
+ * of its [Install] section, relative to the unit directory. Pure.
+ *
+ * @example
+ * ```ts
+ * enableLinks("oci-secretsync.timer"); // ["timers.target.wants/oci-secretsync.timer"]
+ * ```
+ */
+export function enableLinks(unit: InstalledUnit): string[] {
+  const source = unit === "oci-secretsync.service" ? UNITS[serviceVariant("docker")] : UNITS[unit];
+  return [...source.matchAll(/^WantedBy=(.*)$/gm)]
+    .flatMap((m) => m[1].trim().split(/\s+/))
+    .filter((target) => target !== "")
+    .map((target) => `${target}.wants/${unit}`);
+}
+
 /** Where install puts the binary, as `secretsync`. */
 export const DEFAULT_PREFIX_BIN: string = dirname(INSTALLED_BINARY);
 /** Where install writes the units. */

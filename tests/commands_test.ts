@@ -25,6 +25,7 @@ Deno.test("parseSyncArgs() gives the documented defaults", () => {
     stateDir: "/run/oci-secretsync",
     lockTimeoutMs: 60_000,
     recipesDir: undefined,
+    metricsFile: undefined,
     allowExpired: false,
     warnExpiryMs: 14 * 86_400_000,
     allowStopSignals: false,
@@ -39,6 +40,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     ...["--runtime", "podman", "--concurrency", "3", "--stage", "previous", "--dry-run", "--json"],
     ...["--timeout", "20", "--request-timeout", "2", "--max-size", "1024"],
     ...["--state-dir", "/run/x", "--lock-timeout", "5", "--recipes-dir", "/etc/r"],
+    ...["--metrics-file", "/var/lib/node_exporter/secretsync.prom"],
     ...["--allow-expired", "--warn-expiry", "36h"],
     "--allow-stop-signals",
   ]);
@@ -59,6 +61,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     stateDir: "/run/x",
     lockTimeoutMs: 5_000,
     recipesDir: "/etc/r",
+    metricsFile: "/var/lib/node_exporter/secretsync.prom",
     allowExpired: true,
     warnExpiryMs: 36 * 3_600_000,
     allowStopSignals: true,
@@ -76,6 +79,7 @@ Deno.test("parseSyncArgs() and parseCheckArgs() refuse bad values with one Usage
     [["--root", "/"], /--root "\/" must be an absolute, normalized directory other than \//],
     [["--root", "/run/a/../b"], /must be an absolute, normalized/],
     [["--state-dir", "state"], /--state-dir must be an absolute/],
+    [["--metrics-file", "m.prom"], /--metrics-file must be an absolute, normalized path/],
     [["--warn-expiry", "2w"], /--warn-expiry "2w" must be a number and a unit/],
   ];
   for (const [args, pattern] of cases) {
@@ -89,7 +93,9 @@ Deno.test("parseSyncArgs() and parseCheckArgs() refuse bad values with one Usage
   assert.deepEqual(parseCheckArgs(["--root", "/srv/s"]), {
     map: "/etc/oci-secretsync/map.csv",
     roots: ["/srv/s"],
+    stateDir: "/run/oci-secretsync",
     json: false,
     allowStopSignals: false,
   });
+  assert.equal(parseCheckArgs(["--state-dir", "/var/lib/s"]).stateDir, "/var/lib/s");
 });

@@ -8,6 +8,7 @@ import {
 } from "../scripts/permissions.ts";
 import {
   createLogger,
+  errorText,
   formatLine,
   type LogStream,
   PROGRESS_MIN_TOTAL,
@@ -43,6 +44,17 @@ Deno.test("streamStyle() picks journald prefixes, colour or plain", async (t) =>
   await t.step("JOURNAL_STREAM and a stream that cannot be examined: journal", () => {
     assert.equal(streamStyle({ journalStream: "25:4711", terminal: false }), "journal");
   });
+  await t.step(
+    "JOURNAL_STREAM inherited by a terminal (a desktop terminal run by systemd --user): colour",
+    () => {
+      // The journal's stream is a socket, never a terminal, whatever the variable says.
+      assert.equal(streamStyle({ journalStream: "25:4711", terminal: true }), "color");
+      assert.equal(
+        streamStyle({ journalStream: "25:4711", terminal: true, noColor: "1" }),
+        "plain",
+      );
+    },
+  );
   await t.step("a terminal: colour, unless NO_COLOR is set, even empty", () => {
     assert.equal(streamStyle({ terminal: true }), "color");
     assert.equal(streamStyle({ terminal: true, noColor: "" }), "plain");
@@ -51,6 +63,13 @@ Deno.test("streamStyle() picks journald prefixes, colour or plain", async (t) =>
   await t.step("a pipe or file: plain", () => {
     assert.equal(streamStyle({ terminal: false }), "plain");
   });
+});
+
+Deno.test("errorText() gets <3> for the journal, never on a terminal", () => {
+  const env = (name: string) => name === "JOURNAL_STREAM" ? "25:4711" : undefined;
+  assert.equal(errorText("secretsync: bad", env, false), "<3>secretsync: bad");
+  assert.equal(errorText("secretsync: bad", env, true), "secretsync: bad");
+  assert.equal(errorText("secretsync: bad", () => undefined, false), "secretsync: bad");
 });
 
 Deno.test("formatLine() prefixes syslog priorities 3, 4, 6 for journald", () => {
@@ -120,6 +139,15 @@ Deno.test("secretsync under the release permissions prefixes priorities when JOU
     }).output();
     assert.equal(usage.code, 2);
     assert.match(decode(usage.stderr), /^<3>secretsync: /);
+
+    // Commander's own errors: a typo in secretsync.env's SECRETSYNC_ARGS must reach -p err too.
+    for (const wrong of [["sync", "--concurency", "4"], ["nosuchcommand"], ["recipe", "show"]]) {
+      const typo = await cliCommand(wrong, { env: { JOURNAL_STREAM: "8:12345" } }).output();
+      assert.equal(typo.code, 2, wrong.join(" "));
+      const text = decode(typo.stderr);
+      assert.match(text, /^<3>/, wrong.join(" "));
+      for (const line of text.trim().split("\n")) assert.match(line, /^<3>/, text);
+    }
 
     const plain = await cliCommand(args, { paths: [dir] }).output();
     assert.equal(plain.code, 2);

@@ -6,6 +6,7 @@
  */
 import { Command } from "commander";
 import { ENV_WRAPPER } from "../env_wrapper.ts";
+import { COMMANDER_ERROR_OUTPUT } from "../log.ts";
 
 /** Declares `env-wrapper`. */
 export function envWrapperCommand(): Command {
@@ -17,7 +18,9 @@ export function envWrapperCommand(): Command {
 
 /** Parses `env-wrapper` arguments (there are none); throws on extra ones. */
 export function parseEnvWrapperArgs(args: string[]): void {
-  envWrapperCommand().exitOverride().parse(args, { from: "user" });
+  envWrapperCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT).parse(args, {
+    from: "user",
+  });
 }
 
 /** Writes the script to stdout; returns the exit code. */

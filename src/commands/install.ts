@@ -13,9 +13,9 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { createLogger, type Logger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
 import { dirname } from "../paths.ts";
-import { systemctlOutcome } from "../reload/systemd.ts";
+import { systemctlOutcome } from "../host/systemctl.ts";
 import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
 import {
@@ -72,7 +72,7 @@ const CONFIG_DIR_MODE = 0o755;
  * nothing to do. Each example line is valid once uncommented.
  */
 export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to which file.
-# One secret per line:  ocid,path,mode,target,reload[,owner]
+# One secret per line:  ocid,path,mode,target,reload[,owner[,options]]
 #   ocid       the secret's OCID (ocid1.vaultsecret....)
 #   path       where to write it, inside /run/secrets
 #   mode       file mode, 0600 when empty; never group- or world-writable
@@ -80,6 +80,7 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
 #              name, unit:NAME.service or pidfile:/path (the original tool's "container")
 #   reload     optional: a signal (HUP, USR1, ...) or a recipe name (the original's "signal")
 #   owner      optional: numeric uid:gid of the file
+#   options    optional: nocheck skips the PEM checks (for a file that only looks like PEM)
 #
 # Examples: remove the leading "# " to use one.
 # ocid1.vaultsecret.oc1.iad.exampledbpassword,/run/secrets/db_password,0600,myapp,HUP
@@ -93,10 +94,11 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
  * `SECRETSYNC_ARGS` is appended to the service's `sync` command line.
  */
 export const EXAMPLE_ENV =
-  `# Environment of oci-secretsync.service (read by systemd, not by a shell: no quotes needed).
+  `# Environment of oci-secretsync.service (read by systemd, not by a shell). Keep it root's, 0644.
 # SECRETSYNC_ARGS is appended to the service's command line:
 #   secretsync sync --map /etc/oci-secretsync/map.csv --runtime <runtime> $SECRETSYNC_ARGS
-# Words are split on spaces. After a change nothing needs reloading: the next run reads it.
+# Words are split on spaces; quotes keep a word whole: --profile "my profile".
+# After a change nothing needs reloading: the next run reads it.
 #
 # Examples: remove the leading "# " to use one.
 # SECRETSYNC_ARGS=--auth api_key --profile DEFAULT
@@ -141,7 +143,7 @@ export function installCommand(): Command {
 
 /** Parses `install` arguments into options; throws UsageError on bad input. */
 export function parseInstallArgs(args: string[]): InstallOptions {
-  const command = installCommand().exitOverride();
+  const command = installCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   return validateOptions(installSchema, command.opts());
 }
@@ -271,18 +273,44 @@ async function installProblems(options: InstallOptions, deps: InstallDeps): Prom
       problems.push(`Cannot install: ${file} exists and is not a regular file (a symlink?)`);
     }
   }
+  // The map and secretsync.env are kept, not replaced: they must already be safe. The env file
+  // sets the flags and the environment (PATH, LD_PRELOAD, …) of a service running as root, and
+  // systemd checks neither its owner nor its mode.
+  if (config && (await Deno.stat(options.configDir).then((i) => i.isDirectory, () => false))) {
+    for (const name of ["map.csv", ENV_FILE_NAME]) {
+      const file = `${options.configDir}/${name}`;
+      const info = await Deno.lstat(file).catch(() => undefined);
+      if (!info) continue;
+      if (!info.isFile) {
+        problems.push(`Cannot install: ${file} exists and is not a regular file (a symlink?)`);
+        continue;
+      }
+      const why = ownershipProblem(info, { owners: "root-or-self" });
+      if (why) {
+        problems.push(
+          `Cannot install: ${file} cannot be used: ${why} (root runs what it says; ` +
+            `chown root:root and chmod 0644 it)`,
+        );
+      }
+    }
+  }
 
   if (options.enable && !options.dryRun && problems.length === 0) {
+    // Asks the running systemd, read-only: `systemctl --version` answers even where systemd
+    // is not PID 1 (a container, a chroot), and daemon-reload would then fail after the files
+    // were written.
+    const probeArgs = ["show", "--property=Version"];
+    const probeLine = `systemctl ${probeArgs.join(" ")}`;
     try {
-      const probe = await deps.systemctl(["--version"]);
+      const probe = await deps.systemctl(probeArgs);
       if (probe.code !== 0) {
         problems.push(
-          `Cannot install: "systemctl --version" failed (exit code ${probe.code}): ` +
+          `Cannot install: "${probeLine}" failed (exit code ${probe.code}): ` +
             `${oneLine(probe.output) || "no output"} (use --no-enable on a host without systemd)`,
         );
       }
     } catch (error) {
-      problems.push(`Cannot run systemctl --version: ${systemctlFailure(error)}`);
+      problems.push(`Cannot run ${probeLine}: ${systemctlFailure(error)}`);
     }
   }
   return problems;

@@ -17,6 +17,7 @@ import { commandText, DEFAULT_RECIPES_DIR, type RegisteredRecipe, reloadText } f
 import { reloadSteps, stepText } from "../reload/reloader.ts";
 import { errorMessage } from "../text.ts";
 import { UsageError } from "./usage.ts";
+import { COMMANDER_ERROR_OUTPUT } from "../log.ts";
 
 /** Parsed options of `secretsync recipe`. */
 export type RecipeOptions =
@@ -59,7 +60,9 @@ function showCommand(): Command {
 export function parseRecipeArgs(args: string[]): RecipeOptions {
   const [sub, ...rest] = args;
   if (sub === "list" || sub === "show") {
-    const command = (sub === "list" ? listCommand() : showCommand()).exitOverride();
+    const command = (sub === "list" ? listCommand() : showCommand()).exitOverride().configureOutput(
+      COMMANDER_ERROR_OUTPUT,
+    );
     command.parse(rest, { from: "user" });
     const raw = command.opts<{ json: boolean; recipesDir?: string }>();
     if (raw.recipesDir === "") throw new UsageError("--recipes-dir must name a directory");
@@ -68,7 +71,9 @@ export function parseRecipeArgs(args: string[]): RecipeOptions {
       : { action: "show", name: command.args[0], json: raw.json, recipesDir: raw.recipesDir };
   }
   // Help, or commander's own error for an unknown subcommand.
-  recipeCommand().exitOverride().parse(args, { from: "user" });
+  recipeCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT).parse(args, {
+    from: "user",
+  });
   throw new UsageError("recipe needs a subcommand: list or show");
 }
 

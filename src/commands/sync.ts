@@ -6,21 +6,25 @@
 import { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_MAP } from "../inputs.ts";
-import { createLogger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger } from "../log.ts";
+import { writeRunMetricsLogged } from "../metrics.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
+import { accessProblems } from "../permissions.ts";
 import { run, type RunOptions } from "../run.ts";
+import { DEFAULT_STATE_DIR } from "../state.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
-import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
 import { parseDuration } from "../duration.ts";
 
-/** Parsed options of `secretsync sync`: a run's options, and how to log. */
+/** Parsed options of `secretsync sync`: a run's options, how to log, where metrics go. */
 export interface SyncOptions extends RunOptions {
   json: boolean;
+  /** `--metrics-file`: the Prometheus textfile written after the run (not for a dry run). */
+  metricsFile?: string;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
 const DEFAULT_IMDS = "http://169.254.169.254/opc/v2/";
-const DEFAULT_STATE_DIR = "/run/oci-secretsync";
 
 const url = (flag: string) =>
   z.string().refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
@@ -70,6 +74,10 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    metricsFile: z.string().refine(
+      isNormalizedAbsolute,
+      "--metrics-file must be an absolute, normalized path",
+    ).optional(),
     allowExpired: z.boolean(),
     warnExpiry: z.string().transform((value, ctx) => {
       const ms = parseDuration(value);
@@ -106,6 +114,7 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    metricsFile: o.metricsFile,
     allowExpired: o.allowExpired,
     warnExpiryMs: o.warnExpiry,
     ...(o.rate !== undefined ? { rate: o.rate } : {}),
@@ -137,12 +146,7 @@ export function syncCommand(): Command {
   return new Command("sync")
     .description("Fetch every secret in the map, write changed files, reload their containers")
     .option("--map <file>", "map file", DEFAULT_MAP)
-    .option(
-      "--root <dir>",
-      "directory secrets may be written in (repeatable) (default: /run/secrets)",
-      collect,
-      [],
-    )
+    .addOption(rootOption())
     .option("--auth <mode>", AUTH_MODES.join(", "), "instance_principal")
     .option(
       "--oci-config <file>",
@@ -176,6 +180,10 @@ export function syncCommand(): Command {
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
     )
     .option(
+      "--metrics-file <file>",
+      "write Prometheus metrics here after the run (node_exporter textfile), atomically",
+    )
+    .option(
       "--allow-expired",
       "write certificates that are expired or not yet valid (they are refused by default)",
       false,
@@ -196,7 +204,7 @@ export function syncCommand(): Command {
 
 /** Parses `sync` arguments into options; throws UsageError on bad input. */
 export function parseSyncArgs(args: string[]): SyncOptions {
-  const command = syncCommand().exitOverride();
+  const command = syncCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   const raw = command.opts();
   return validateOptions(syncSchema, { ...raw, roots: raw.root });
@@ -205,5 +213,21 @@ export function parseSyncArgs(args: string[]): SyncOptions {
 /** Runs `sync`; returns the exit code (0, 1, 2 or 3; see the README). */
 export async function runSync(options: SyncOptions): Promise<number> {
   const log = createLogger({ json: options.json });
-  return (await run(options, { log })).code;
+  const metricsFile = options.dryRun ? undefined : options.metricsFile;
+  if (metricsFile) {
+    const denied = accessProblems({ write: [metricsFile] });
+    for (const message of denied) log.log("error", "metrics", message, { event: "not_permitted" });
+    if (denied.length > 0) return 2;
+  }
+  const startedAtMs = Date.now();
+  const result = await run(options, { log });
+  if (metricsFile) {
+    await writeRunMetricsLogged(metricsFile, log, {
+      ...result,
+      startedAtMs,
+      endedAtMs: Date.now(),
+      stateDir: options.stateDir,
+    });
+  }
+  return result.code;
 }

@@ -15,18 +15,21 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { createLogger, type Logger } from "../log.ts";
+import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
-import { systemctlOutcome } from "../reload/systemd.ts";
+import { systemctlOutcome } from "../host/systemctl.ts";
 import {
   binaryTempOf,
   DEFAULT_CONFIG_DIR,
   DEFAULT_PREFIX_BIN,
   DEFAULT_SYSTEMD_DIR,
+  enableLinks,
   INSTALLED_UNITS,
   SECRETS_MOUNT,
   STATE_DIR,
 } from "../units.ts";
+import { dirname } from "../paths.ts";
+import { oneLine } from "../text.ts";
 import { unitPathOption, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync uninstall`. */
@@ -54,6 +57,8 @@ export interface UninstallDeps {
   secretsDir: string;
   /** The run state directory, removed only with `--purge-secrets`. @default "/run/oci-secretsync" */
   stateDir: string;
+  /** Whether `path` is a mount point (another file system than its parent's). */
+  isMounted(path: string): Promise<boolean>;
 }
 
 const dir = unitPathOption;
@@ -89,7 +94,7 @@ export function uninstallCommand(): Command {
 
 /** Parses `uninstall` arguments into options; throws UsageError on bad input. */
 export function parseUninstallArgs(args: string[]): UninstallOptions {
-  const command = uninstallCommand().exitOverride();
+  const command = uninstallCommand().exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
   command.parse(args, { from: "user" });
   return validateOptions(uninstallSchema, command.opts());
 }
@@ -115,15 +120,24 @@ export async function runUninstall(
     systemctl: deps.systemctl ?? systemctlOutcome,
     secretsDir: deps.secretsDir ?? SECRETS_MOUNT,
     stateDir: deps.stateDir ?? STATE_DIR,
+    isMounted: deps.isMounted ?? isMountPoint,
   };
   const { log } = full;
   const binary = `${options.prefixBin}/secretsync`;
   const units = INSTALLED_UNITS.map((name) => ({ name, path: `${options.systemdDir}/${name}` }));
+  // What `systemctl disable` removes; removed by hand with --no-systemctl.
+  const links = INSTALLED_UNITS.flatMap(enableLinks).map((link) => `${options.systemdDir}/${link}`);
   let removed = 0;
   try {
     // Checks first: nothing changes unless every path is within reach.
     const purge = options.purgeSecrets ? [full.secretsDir, full.stateDir] : [];
-    const paths = [binary, binaryTempOf(options.prefixBin), ...units.map((u) => u.path), ...purge];
+    const paths = [
+      binary,
+      binaryTempOf(options.prefixBin),
+      ...units.map((u) => u.path),
+      ...(options.systemctl ? [] : links),
+      ...purge,
+    ];
     const problems = accessProblems({ read: paths, write: options.dryRun ? [] : paths });
     if (problems.length > 0) throw new UninstallError(problems, 2);
     if (!(await isDirectory(options.systemdDir))) {
@@ -131,8 +145,26 @@ export async function runUninstall(
         `Cannot uninstall: --systemd-dir "${options.systemdDir}" is not an existing directory`,
       ]);
     }
+    // Install writes files; a directory by one of their names is someone else's (a checkout
+    // named secretsync in --prefix-bin): it is never removed, and nothing else is either.
+    const directories = [];
+    for (const path of [binary, binaryTempOf(options.prefixBin), ...units.map((u) => u.path)]) {
+      if (await isRealDirectory(path)) {
+        directories.push(
+          `Cannot uninstall: ${path} is a directory, not a file install writes: not removed`,
+        );
+      }
+    }
+    if (directories.length > 0) throw new UninstallError(directories);
     const present = new Set<string>();
     for (const unit of units) if (await exists(unit.path)) present.add(unit.name);
+    const mounted = options.purgeSecrets && (await full.isMounted(full.secretsDir));
+    if (mounted && !options.systemctl) {
+      throw new UninstallError([
+        `Cannot purge ${full.secretsDir}: it is still mounted, and with --no-systemctl nothing ` +
+        `unmounts it (umount ${full.secretsDir}, then again)`,
+      ]);
+    }
 
     const calls: string[][] = [];
     if (present.has("oci-secretsync.timer")) {
@@ -146,11 +178,20 @@ export async function runUninstall(
           ? ["disable", "--now", "run-secrets.mount"]
           : ["disable", "run-secrets.mount"],
       );
+    } else if (mounted) {
+      // A first uninstall kept the tmpfs mounted and removed the unit's file; systemd still
+      // knows the mount from the mount table, so it can stop (unmount) it.
+      calls.push(["stop", "run-secrets.mount"]);
     }
     await runSystemctl(calls, options, full);
 
     for (const unit of units) {
       if (present.has(unit.name)) removed += await remove(unit.path, options, log);
+    }
+    if (!options.systemctl) {
+      for (const link of links) {
+        if (await isSymlink(link)) removed += await remove(link, options, log);
+      }
     }
     if (present.size > 0) await runSystemctl([["daemon-reload"]], options, full);
     removed += await remove(binaryTempOf(options.prefixBin), options, log, true);
@@ -227,7 +268,7 @@ async function runSystemctl(
     }
     if (result.code !== 0) {
       throw new UninstallError([
-        `${line} failed (exit code ${result.code}): ${result.output.trim() || "no output"}`,
+        `${line} failed (exit code ${result.code}): ${oneLine(result.output) || "no output"}`,
       ]);
     }
     deps.log.log("info", "uninstall", `Ran ${line}`, { event: "ran", command: line });
@@ -250,7 +291,8 @@ async function remove(
     await Deno.remove(path, { recursive: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return 0;
-    if (error instanceof Deno.errors.Busy) {
+    // EBUSY arrives as a plain Error with code "EBUSY" (Deno has no class for it on remove).
+    if (error instanceof Deno.errors.Busy || (error as { code?: string }).code === "EBUSY") {
       throw new UninstallError([
         `Cannot remove ${path}: it is still mounted (systemctl stop run-secrets.mount, then again)`,
       ]);
@@ -266,6 +308,23 @@ async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   });
+}
+
+/** Whether `path` is on another file system than its parent: a mount point. */
+async function isMountPoint(path: string): Promise<boolean> {
+  const [here, parent] = await Promise.all([Deno.stat(path), Deno.stat(dirname(path))]).catch(
+    () => [undefined, undefined],
+  );
+  return here !== undefined && parent !== undefined && here.dev !== parent.dev;
+}
+
+async function isSymlink(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then((info) => info.isSymlink, () => false);
+}
+
+/** Whether `path` is a directory itself (not a symlink to one). */
+async function isRealDirectory(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then((info) => info.isDirectory, () => false);
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -3,8 +3,10 @@
  *
  * @module
  */
+import { Option } from "commander";
 import { z } from "zod";
 import { isNormalizedAbsolute } from "../paths.ts";
+import type { RunOptions } from "../run.ts";
 import { SAFE_DIR } from "../units.ts";
 
 /** Bad command-line usage: the run stops with exit code 2 before touching anything. */
@@ -13,6 +15,22 @@ export class UsageError extends Error {
     super(message);
     this.name = "UsageError";
   }
+}
+
+/**
+ * A run's options as `sync` parses them, with how to log and where metrics go: what `watch`
+ * and `doctor` get from sync's parser (handed to them by `main.ts`).
+ */
+export type RunFlags = RunOptions & { json: boolean; metricsFile?: string };
+
+/**
+ * `--root <dir>`, repeatable. Its help shows the default the schema applies (`/run/secrets`)
+ * rather than the empty list commander starts collecting from.
+ */
+export function rootOption(): Option {
+  return new Option("--root <dir>", "directory secrets may be written in (repeatable)")
+    .argParser(collect)
+    .default([], "/run/secrets");
 }
 
 /** Collects a repeatable option's values. */

@@ -1,6 +1,7 @@
 /**
  * Container runtimes (the `docker` and `podman` CLIs) behind one small interface:
- * send a signal, run a command inside a container, ask whether a container exists.
+ * send a signal, run a command inside a container, ask whether a container exists and what
+ * it mounts.
  *
  * Every call is one child process of the runtime's CLI, with stdin closed, output
  * captured, a deadline, and an explicit minimal environment: secretsync holds OCI
@@ -19,7 +20,8 @@
  *
  * @module
  */
-import { type CommandResult, hostEnv, runCommand } from "./command.ts";
+import { z } from "zod";
+import { type CommandResult, hostEnv, runCommand } from "../host/command.ts";
 import { errorMessage, oneLine } from "../text.ts";
 
 /** A signal name, normalized without the `SIG` prefix: `"HUP"`, `"USR1"`, `"RTMIN+3"`. */
@@ -38,7 +40,7 @@ export interface ExecResult {
   stderr: string;
 }
 
-/** One container runtime: three operations, each one CLI call. */
+/** One container runtime: four operations, each one CLI call. */
 export interface ContainerRuntime {
   /** Which CLI this drives. */
   readonly name: RuntimeName;
@@ -61,6 +63,24 @@ export interface ContainerRuntime {
    * @throws {ReloadError} when the CLI fails for another reason than "no such container".
    */
   exists(container: string): Promise<boolean>;
+  /**
+   * The container's mounts (`<cli> container inspect --format '{{json .Mounts}}' -- NAME`), or
+   * `null` when there is no such container. For `doctor`: a secret must reach a container
+   * through a directory mount.
+   *
+   * @throws {ReloadError} when the CLI fails for another reason or prints something unreadable.
+   */
+  mounts(container: string): Promise<ContainerMount[] | null>;
+}
+
+/** One mount of a container, as `docker|podman container inspect` lists it. */
+export interface ContainerMount {
+  /** `bind`, `volume`, `tmpfs`, … */
+  type: string;
+  /** The host path (for a bind mount); empty when there is none. */
+  source: string;
+  /** Where it appears inside the container. */
+  destination: string;
 }
 
 /** Options of {@linkcode containerRuntime}. */
@@ -238,6 +258,26 @@ export function containerRuntime(name: RuntimeName, opts: RuntimeOptions = {}): 
       if (/no such (container|object)/i.test(result.stderr)) return false;
       throw _failed(action, name, result);
     },
+
+    async mounts(container) {
+      _checkContainer(container);
+      const action = `inspect the mounts of container "${container}"`;
+      const result = await _orReloadError(
+        action,
+        run(["container", "inspect", "--format", "{{json .Mounts}}", "--", container]),
+      );
+      if (result.code !== 0) {
+        if (/no such (container|object)/i.test(result.stderr)) return null;
+        throw _failed(action, name, result);
+      }
+      const parsed = mountsSchema.safeParse(_jsonOrUndefined(result.stdout));
+      if (!parsed.success) throw new ReloadError(`Cannot ${action}: ${name} printed no mount list`);
+      return (parsed.data ?? []).map((m) => ({
+        type: m.Type ?? "",
+        source: m.Source ?? "",
+        destination: m.Destination ?? "",
+      }));
+    },
   };
 }
 
@@ -317,6 +357,21 @@ function _childEnv(name: RuntimeName): Record<string, string> {
     if (value !== undefined) env[key] = value;
   }
   return env;
+}
+
+/** What both CLIs print for `{{json .Mounts}}` (`null` for a container without mounts). */
+const mountsSchema = z.array(z.object({
+  Type: z.string().optional(),
+  Source: z.string().optional(),
+  Destination: z.string().optional(),
+})).nullable();
+
+function _jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined; // reported as "printed no mount list" by the caller
+  }
 }
 
 function _checkContainer(container: string): void {

@@ -90,11 +90,36 @@ Deno.test("sync --runtime docker signals and execs real containers through the D
     assert.equal(seen.stdout.split(" ")[0], await sha256Hex(values[1]));
 
     // Without the API the docker runtime fails clearly, and the files are still written.
-    oci.setSecret(TOKEN, secretValue("token2"));
+    const token2 = secretValue("token2");
+    oci.setSecret(TOKEN, token2);
     const down = await runCli(args, { env: { DOCKER_HOST: `unix://${ws.dir}/nothing.sock` } });
     assert.equal(down.code, 1);
-    assert.match(down.stderr, /docker/);
-    assertNoLeak(values, run.stdout, run.stderr, down.stdout, down.stderr);
+    assert.match(
+      down.stderr,
+      new RegExp(
+        `Cannot reload ${reader} with signal HUP: Cannot use docker: .*will retry next run`,
+      ),
+    );
+    assert.equal(await Deno.readTextFile(`${ws.root}/token`), token2, "written all the same");
+    // The reload is owed; with the API back, the next run (nothing new to write) sends it.
+    const back = await runCli(args, { env: { DOCKER_HOST: api.dockerHost } });
+    assert.equal(back.code, 3, back.stderr); // a reload was sent: something changed
+    assert.match(back.stdout, new RegExp(`Reloaded ${reader} with signal HUP`));
+    await waitForLog(reader, /^HUP [0-9a-f]{64}$[\s\S]*^HUP [0-9a-f]{64}$/m);
+    const after = readerEvents(await containerLogs(reader)).filter((e) => e.event === "HUP");
+    assert.deepEqual(after.map((e) => e.digest), [
+      await sha256Hex(values[0]),
+      await sha256Hex(token2),
+    ]);
+    assertNoLeak(
+      [...values, token2],
+      run.stdout,
+      run.stderr,
+      down.stdout,
+      down.stderr,
+      back.stdout,
+      back.stderr,
+    );
   } finally {
     for (const name of containers) await removeContainer(name);
     await ws.cleanup();

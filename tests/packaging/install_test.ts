@@ -273,7 +273,7 @@ Deno.test("runInstall() reloads systemd and enables the mount and the timer", ()
     const enabled = { ...options, enable: true };
     assert.equal(await runInstall(enabled, { log, standalone: false, systemctl }), 0, log.text());
     assert.deepEqual(calls, [
-      ["--version"],
+      ["show", "--property=Version"],
       ["daemon-reload"],
       ["enable", "--now", "run-secrets.mount", "oci-secretsync.timer"],
     ]);
@@ -284,8 +284,8 @@ Deno.test("runInstall() reloads systemd and enables the mount and the timer", ()
       standalone: false,
       systemctl: (args) =>
         Promise.resolve(
-          args[0] === "--version"
-            ? { code: 0, output: "systemd 252\n" }
+          args[0] === "show"
+            ? { code: 0, output: "Version=252\n" }
             : { code: 1, output: "Failed to connect to bus\n" },
         ),
     });
@@ -339,6 +339,30 @@ Deno.test("issue 8 #15: install checks every directory and systemctl before it c
       return {};
     }, /exists and is not a regular file/],
     ["systemctl is missing", () => Promise.resolve({ enable: true }), /systemctl is not on PATH/],
+    // The env file sets the flags and environment (PATH, LD_PRELOAD, …) of a root service.
+    ["an existing secretsync.env is group-writable", async (_host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.writeTextFile(`${o.configDir}/secretsync.env`, "SECRETSYNC_ARGS=\n");
+      await Deno.chmod(`${o.configDir}/secretsync.env`, 0o664);
+      return {};
+    }, /secretsync.env cannot be used: mode 0664 lets group or others write it/],
+    ["an existing secretsync.env is owned by another user", async (_host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.writeTextFile(`${o.configDir}/secretsync.env`, "SECRETSYNC_ARGS=\n");
+      await Deno.chown(`${o.configDir}/secretsync.env`, 4242, 4242);
+      return {};
+    }, /secretsync.env cannot be used: it is owned by uid 4242/],
+    ["an existing secretsync.env is a symlink", async (host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.symlink(`${host}/elsewhere.env`, `${o.configDir}/secretsync.env`);
+      return {};
+    }, /secretsync.env exists and is not a regular file/],
+    ["an existing map.csv is world-writable", async (_host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.writeTextFile(`${o.configDir}/map.csv`, "# mine\n");
+      await Deno.chmod(`${o.configDir}/map.csv`, 0o666);
+      return {};
+    }, /map.csv cannot be used: mode 0666 lets group or others write it/],
   ];
   for (const [name, spoil, pattern] of cases) {
     await t.step(name, () =>
@@ -357,6 +381,30 @@ Deno.test("issue 8 #15: install checks every directory and systemctl before it c
       }));
   }
 });
+
+Deno.test("install on a host where systemd is not running (a container, a chroot) changes nothing", () =>
+  withHost(async (host, options) => {
+    // What systemctl does there: it prints its version, and fails on anything that needs PID 1.
+    const systemctl: InstallDeps["systemctl"] = (args) =>
+      Promise.resolve(
+        args[0] === "--version" ? { code: 0, output: "systemd 252\n" } : {
+          code: 1,
+          output:
+            "System has not been booted with systemd as init system (PID 1). Can't operate.\n" +
+            "Failed to connect to bus: Host is down\n",
+        },
+      );
+    const before = await snapshot(host);
+    const log = memoryLogger();
+    const code = await runInstall({ ...options, enable: true }, {
+      log,
+      standalone: false,
+      systemctl,
+    });
+    assert.equal(code, 1);
+    assert.match(log.text(), /not been booted with systemd.*--no-enable/);
+    assert.deepEqual(await snapshot(host), before, "nothing changed");
+  }));
 
 Deno.test("issue 8 #15: install refuses / and the kernel's trees for every directory", () => {
   for (const flag of ["--prefix-bin", "--systemd-dir", "--config-dir"]) {
@@ -412,7 +460,7 @@ Deno.test("secretsync install under the compiled flags runs systemctl from PATH,
     assert.equal(code, 0, decode(stderr));
     assert.equal(
       await Deno.readTextFile(`${host}/systemctl.log`),
-      "--version\ndaemon-reload\nenable --now run-secrets.mount oci-secretsync.timer\n",
+      "show --property=Version\ndaemon-reload\nenable --now run-secrets.mount oci-secretsync.timer\n",
     );
     assert.match(decode(stdout), /\[INFO\] \(install\) Ran systemctl enable --now/);
     assert.match(decode(stderr), /\[WARN\] \(install\) Running from source/);

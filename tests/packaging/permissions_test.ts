@@ -48,7 +48,7 @@ Deno.test("permissionFlags() gives one flag per kind and never -A", () => {
     "--allow-net",
     "--allow-sys",
   ]);
-  assert.ok(flags.includes("--allow-run=docker,podman,systemctl,kill"));
+  assert.ok(flags.includes("--allow-run=docker,podman,systemctl,kill,findmnt"));
   for (const flag of [...RUNTIME_FLAGS, ...COMPILE_FLAGS]) {
     assert.ok(!/^(-A|--allow-all)$/.test(flag), flag);
     assert.ok(flag.includes("=") || !flag.startsWith("--allow-"), `${flag} has no list`);

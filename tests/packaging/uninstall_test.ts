@@ -183,6 +183,132 @@ Deno.test("runUninstall() stops before removing anything when systemctl fails", 
     }
   }));
 
+Deno.test("runUninstall() refuses a directory where the binary or a unit should be, and removes nothing", async (t) => {
+  // e.g. a checkout named secretsync in --prefix-bin: it used to be deleted recursively.
+  for (const place of ["bin/secretsync", "systemd/oci-secretsync.service"]) {
+    await t.step(place, () =>
+      withInstalledHost(async (host) => {
+        const path = `${host.root}/${place}`;
+        await Deno.remove(path);
+        await Deno.mkdir(`${path}/src`, { recursive: true });
+        await Deno.writeTextFile(`${path}/src/main.ts`, "// someone's work\n");
+        const log = memoryLogger();
+        const code = await runUninstall(host.uninstall, {
+          log,
+          systemctl: host.systemctl,
+          secretsDir: host.secretsDir,
+          stateDir: host.stateDir,
+        });
+        assert.equal(code, 1, log.text());
+        assert.match(log.text(), /is a directory, not a file install writes: not removed/);
+        assert.equal(await Deno.readTextFile(`${path}/src/main.ts`), "// someone's work\n");
+        for (const name of INSTALLED_UNITS) {
+          assert.ok(await exists(`${host.install.systemdDir}/${name}`), name);
+        }
+        assert.deepEqual(host.calls, [], "no systemctl before the checks pass");
+      }));
+  }
+});
+
+Deno.test("runUninstall() --no-systemctl also removes the links enable made, as disable would", () =>
+  withInstalledHost(async (host) => {
+    const sd = host.install.systemdDir;
+    const links = [
+      `${sd}/timers.target.wants/oci-secretsync.timer`,
+      `${sd}/local-fs.target.wants/run-secrets.mount`,
+    ];
+    for (const link of links) {
+      await Deno.mkdir(link.slice(0, link.lastIndexOf("/")), { recursive: true });
+      await Deno.symlink(`${sd}/${link.slice(link.lastIndexOf("/") + 1)}`, link);
+    }
+    await Deno.writeTextFile(`${sd}/timers.target.wants/other.timer`, "not ours");
+    const log = memoryLogger();
+    const code = await runUninstall({ ...host.uninstall, systemctl: false }, {
+      log,
+      systemctl: host.systemctl,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+    });
+    assert.equal(code, 0, log.text());
+    assert.deepEqual(host.calls, []);
+    for (const link of links) assert.equal(await exists(link), false, link);
+    assert.ok(await exists(`${sd}/timers.target.wants/other.timer`), "another unit's link stays");
+  }));
+
+Deno.test("uninstall, then uninstall --purge-secrets: the tmpfs the first one kept is unmounted", () =>
+  withInstalledHost(async (host) => {
+    // After a first uninstall the mount unit's file is gone, but /run/secrets is still mounted
+    // (systemd still knows the mount from the mount table).
+    await Deno.remove(`${host.install.systemdDir}/run-secrets.mount`);
+    const log = memoryLogger();
+    const code = await runUninstall({ ...host.uninstall, purgeSecrets: true }, {
+      log,
+      systemctl: host.systemctl,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+      isMounted: (path) => Promise.resolve(path === host.secretsDir),
+    });
+    assert.equal(code, 0, log.text());
+    assert.ok(host.calls.includes("stop run-secrets.mount"), host.calls.join("; "));
+    assert.equal(await exists(host.secretsDir), false);
+  }));
+
+Deno.test("uninstall --purge-secrets --no-systemctl refuses a mounted /run/secrets, and removes nothing", () =>
+  withInstalledHost(async (host) => {
+    const log = memoryLogger();
+    const code = await runUninstall({ ...host.uninstall, purgeSecrets: true, systemctl: false }, {
+      log,
+      systemctl: host.systemctl,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+      isMounted: (path) => Promise.resolve(path === host.secretsDir),
+    });
+    assert.equal(code, 1);
+    assert.match(log.text(), /still mounted.*--no-systemctl/);
+    assert.equal(await Deno.readTextFile(`${host.secretsDir}/db_password`), "value");
+    for (const name of INSTALLED_UNITS) {
+      assert.ok(await exists(`${host.install.systemdDir}/${name}`), name);
+    }
+  }));
+
+Deno.test("uninstall --purge-secrets on a real mount point it cannot unmount says so (root only)", {
+  ignore: Deno.uid() !== 0,
+}, () =>
+  withInstalledHost(async (host) => {
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", host.secretsDir],
+    }).output();
+    if (mount.code !== 0) return; // no mount here (an unprivileged container): nothing to see
+    try {
+      await Deno.writeTextFile(`${host.secretsDir}/db_password`, "value");
+      const log = memoryLogger();
+      // systemctl "succeeds" but unmounts nothing: the removal meets EBUSY.
+      const code = await runUninstall({ ...host.uninstall, purgeSecrets: true }, {
+        log,
+        systemctl: host.systemctl,
+        secretsDir: host.secretsDir,
+        stateDir: host.stateDir,
+      });
+      assert.equal(code, 1);
+      assert.match(log.text(), /Cannot remove .*: it is still mounted/);
+    } finally {
+      await new Deno.Command("umount", { args: [host.secretsDir] }).output();
+    }
+  }));
+
+Deno.test("runUninstall() puts systemctl's output on one line", () =>
+  withInstalledHost(async (host) => {
+    const log = memoryLogger();
+    await runUninstall(host.uninstall, {
+      log,
+      secretsDir: host.secretsDir,
+      stateDir: host.stateDir,
+      systemctl: () =>
+        Promise.resolve({ code: 1, output: "Failed to disable unit.\nHost is down\n" }),
+    });
+    assert.match(log.text(), /failed \(exit code 1\): Failed to disable unit\. \| Host is down$/m);
+  }));
+
 Deno.test("secretsync uninstall under the compiled flags: systemctl from PATH, exit 2 outside its paths", () =>
   withInstalledHost(async (host) => {
     const fakebin = `${host.root}/fakebin`;

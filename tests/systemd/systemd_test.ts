@@ -136,9 +136,11 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
         "",
       ].join("\n"),
     );
+    // Quotes keep a word whole, as README says: a split "my profile" would be a stray
+    // argument, and sync would exit 2.
     await host.writeFile(
       "/etc/oci-secretsync/secretsync.env",
-      `SECRETSYNC_ARGS=${instancePrincipalArgs(oci).join(" ")}\n`,
+      `SECRETSYNC_ARGS=${instancePrincipalArgs(oci).join(" ")} --profile "my profile"\n`,
     );
     await host.exec(["mkdir", "-m", "0755", "-p", "/etc/oci-secretsync/recipes.d"]);
     await host.writeFile("/etc/oci-secretsync/recipes.d/marker.json", MARKER_RECIPE);
@@ -225,6 +227,8 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
     for (const value of values) assert.ok(!everything.includes(value), "a value leaked");
 
     // uninstall under the real systemd: units and timer gone, secrets still mounted.
+    // (A copy of the wrapper: uninstall removes /usr/local/bin/secretsync.)
+    await host.exec(["cp", "/usr/local/bin/secretsync", "/root/secretsync"]);
     const uninstall = await host.exec(["secretsync", "uninstall"], { timeoutMs: 120_000 });
     assert.equal(uninstall.code, 0, uninstall.stderr + uninstall.stdout);
     assert.equal(
@@ -232,12 +236,23 @@ Deno.test("under a real systemd: install, mount, timer, hardened service with th
       1,
     );
     assert.equal((await host.show("oci-secretsync.timer", ["LoadState"])).LoadState, "not-found");
+    assert.equal((await host.exec(["test", "-e", "/usr/local/bin/secretsync"])).code, 1);
     assert.equal(await fileSha(host, "/run/secrets/token"), await sha256Hex(values[0]));
     assert.equal(
       (await host.exec(["cat", "/etc/oci-secretsync/map.csv"])).code,
       0,
       "the map stays",
     );
+    // Then --purge-secrets: systemd unmounts the tmpfs it kept, though the unit file is gone.
+    const purge = await host.exec(["/root/secretsync", "uninstall", "--purge-secrets"], {
+      timeoutMs: 120_000,
+    });
+    assert.equal(purge.code, 0, purge.stderr + purge.stdout);
+    assert.match(purge.stdout, /Ran systemctl stop run-secrets.mount/);
+    assert.notEqual((await host.exec(["findmnt", "/run/secrets"])).code, 0, "unmounted");
+    assert.equal((await host.exec(["test", "-e", "/run/secrets"])).code, 1);
+    assert.equal((await host.exec(["test", "-e", "/run/oci-secretsync"])).code, 1);
+    assert.equal((await host.exec(["test", "-f", "/etc/oci-secretsync/map.csv"])).code, 0);
     const done = performance.now();
     console.log(
       `systemd test: boot ${Math.round(booted - started)} ms, install to first run ` +

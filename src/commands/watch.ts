@@ -1,0 +1,310 @@
+/**
+ * `secretsync watch`: the sync in a loop, for hosts without systemd and for sidecar
+ * containers. A full cycle at start and every `--interval` (plus up to `--jitter`); SIGHUP runs
+ * one now; SIGTERM or SIGINT end the loop, letting a file being written finish; a failing
+ * cycle is logged and the loop goes on.
+ *
+ * Takes every `sync` flag. `main.ts` hands this command sync's options and parser, so the two
+ * never drift and never import each other.
+ *
+ * @module
+ */
+import { Command, type Option } from "commander";
+import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
+import { outcomeOfCode, type RunRecord, writeRunMetricsLogged } from "../metrics.ts";
+import { accessProblems } from "../permissions.ts";
+import { run } from "../run.ts";
+import { writeSchedule } from "../schedule.ts";
+import { formatDuration } from "../status.ts";
+import { SharedVault } from "../vault/shared.ts";
+import { messageOf } from "../sync.ts";
+import { parseDuration } from "../duration.ts";
+import { type CycleRequest, startWatchLoop, type WatchLoop } from "../watch.ts";
+import { type RunFlags, UsageError } from "./usage.ts";
+
+/** Parsed options of `secretsync watch`. */
+export interface WatchOptions {
+  run: RunFlags;
+  intervalMs: number;
+  jitterMs: number;
+}
+
+/**
+ * Something that feeds a running watch from outside, e.g. an event stream asking for some
+ * secrets now (`loop.trigger(ids)`) or a sooner full cycle (`loop.setNextFullAt`). Attached
+ * once the loop runs; `stop()` is awaited before `watch` exits.
+ */
+export interface WatchFeed {
+  stop(): void | Promise<void>;
+}
+
+/** What {@linkcode runWatch} can be extended with. */
+export interface WatchExtensions {
+  /** Called once the loop runs: attach event sources to it. */
+  attach?: (loop: WatchLoop, log: Logger) => WatchFeed | Promise<WatchFeed>;
+}
+
+const WATCH_FLAGS = ["--interval", "--jitter"];
+
+/** Declares `watch`: sync's flags (given by the caller) plus `--interval` and `--jitter`. */
+export function watchCommand(syncOptions: readonly Option[] = []): Command {
+  const command = new Command("watch")
+    .description(
+      "Sync in a loop: at start, then every interval; SIGHUP syncs now, SIGTERM/SIGINT stop",
+    )
+    .option("--interval <duration>", "time between full syncs (6h, 30m, 90s, 500ms)", "6h")
+    .option("--jitter <duration>", "up to this much is added to each interval, at random", "5m")
+    .addHelpText(
+      "after",
+      `
+Every sync option is accepted too (--map, --root, --auth, --metrics-file, …).
+
+Example:
+  secretsync watch --interval 1h --jitter 5m --metrics-file /var/lib/node_exporter/secretsync.prom
+  kill -HUP <pid>     # sync now
+  secretsync status   # when the next cycle is due`,
+    );
+  for (const option of syncOptions) {
+    // A dry run in a loop would only repeat itself: `sync --dry-run` is the way.
+    if (option.long !== "--dry-run") command.addOption(option);
+  }
+  return command;
+}
+
+/**
+ * Parses `watch` arguments: `--interval` and `--jitter` here, everything else with
+ * `parseSyncArgs` (sync's own parser). Throws UsageError on bad input.
+ */
+export function parseWatchArgs(
+  args: string[],
+  parseSyncArgs: (args: string[]) => RunFlags,
+  syncOptions: readonly Option[] = [],
+): WatchOptions {
+  // Parsed once whole, for --help and unknown flags; then the sync part by sync's parser.
+  const command = watchCommand(syncOptions).exitOverride().configureOutput(COMMANDER_ERROR_OUTPUT);
+  command.parse(args, { from: "user" });
+  const raw = command.opts();
+  const intervalMs = parseDuration(raw.interval);
+  if (intervalMs === undefined || intervalMs <= 0) {
+    throw new UsageError(`--interval "${raw.interval}" must be a duration like 6h, 30m or 90s`);
+  }
+  const jitterMs = parseDuration(raw.jitter);
+  if (jitterMs === undefined) {
+    throw new UsageError(`--jitter "${raw.jitter}" must be a duration like 5m or 0`);
+  }
+  const runFlags = parseSyncArgs(withoutFlags(args, WATCH_FLAGS));
+  return { run: runFlags, intervalMs, jitterMs };
+}
+
+/** `args` without the named flags and their values (`--x v` and `--x=v`). */
+function withoutFlags(args: string[], flags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (flags.includes(arg)) {
+      i++; // its value
+      continue;
+    }
+    if (flags.some((flag) => arg.startsWith(`${flag}=`))) continue;
+    out.push(arg);
+  }
+  return out;
+}
+
+/**
+ * Runs `watch` until SIGTERM or SIGINT; returns the exit code: 0 after a clean stop, 2 for a
+ * usage problem found before the first cycle.
+ */
+export async function runWatch(
+  options: WatchOptions,
+  extensions: WatchExtensions = {},
+): Promise<number> {
+  const log = createLogger({ json: options.run.json });
+  const flags = options.run;
+  // A run given a vault source does not check the network permissions: do it here, once,
+  // with the metrics file, which is watch's own.
+  const denied = accessProblems({
+    write: flags.metricsFile ? [flags.metricsFile] : [],
+    net: [
+      flags.endpoint,
+      ...(flags.auth.mode === "instance_principal"
+        ? [flags.auth.imdsUrl, flags.auth.authEndpoint]
+        : []),
+    ].filter((url): url is string => url !== undefined),
+  });
+  for (const message of denied) log.log("error", "watch", message, { event: "not_permitted" });
+  if (denied.length > 0) return 2;
+
+  const startedAt = new Date().toISOString();
+  let cycles = 0;
+  let lastNext: number | undefined;
+  const schedule = (fields: { nextCycleAt?: string; stoppedAt?: string }) =>
+    writeScheduleSafely(flags.stateDir, log, {
+      pid: Deno.pid,
+      startedAt,
+      intervalMs: options.intervalMs,
+      jitterMs: options.jitterMs,
+      cycles,
+      ...fields,
+    });
+
+  // Authenticated once, not per cycle (see SharedVault); each cycle keeps its --timeout.
+  const vault = new SharedVault({
+    auth: flags.auth,
+    region: flags.region,
+    endpoint: flags.endpoint,
+    stage: flags.stage,
+    timeoutMs: flags.requestTimeoutMs,
+    maxBytes: flags.maxBytes,
+    rate: flags.rate,
+  }, { runTimeoutMs: flags.timeoutMs });
+  let unwritten: RunRecord | undefined;
+  const writeMetrics = async (nextRunAtMs: number | undefined) => {
+    if (flags.metricsFile && unwritten) {
+      await writeRunMetricsLogged(flags.metricsFile, log, { ...unwritten, nextRunAtMs });
+    }
+    unwritten = undefined;
+  };
+
+  const loop = startWatchLoop({
+    intervalMs: options.intervalMs,
+    jitterMs: options.jitterMs,
+    runCycle: async (request) => {
+      const started = Date.now();
+      // The cycle's view of the shared vault: when watch stops, its requests are abandoned, so
+      // the run fails what it had not fetched and ends; a file being written is finished first.
+      const source = vault.forRun(request.signal);
+      // The signal also goes to the run itself: a run layer that takes one stops waiting for
+      // the lock on it and leaves SIGTERM to watch (a run without a signal adds its own
+      // listeners). Passed as a variable, so a run layer without the field simply ignores it.
+      const deps = { log, source, signal: request.signal };
+      let result;
+      try {
+        result = await run(
+          { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
+          deps,
+        );
+      } finally {
+        source.close();
+      }
+      cycles++;
+      const ended = Date.now();
+      logCycle(log, request, result.code, ended - started, request.signal.aborted);
+      unwritten = { ...result, startedAtMs: started, endedAtMs: ended, stateDir: flags.stateDir };
+      // A full cycle's metrics wait for its next due time (onScheduled); a partial cycle does
+      // not move it.
+      if (request.secretIds) await writeMetrics(lastNext);
+    },
+    onScheduled: async (nextAt) => {
+      lastNext = nextAt;
+      await writeMetrics(nextAt);
+      const at = new Date(nextAt).toISOString();
+      log.log(
+        "info",
+        "watch",
+        `Next full sync at ${at} (in ${formatDuration(Math.max(0, nextAt - Date.now()))})`,
+        { event: "watch_scheduled", nextCycleAt: at },
+      );
+      await schedule({ nextCycleAt: at });
+    },
+    onCycleError: (error, request) => {
+      log.log("error", "watch", `Cycle ${request.number} failed: ${messageOf(error)}`, {
+        event: "cycle_failed",
+        cycle: request.number,
+        reason: messageOf(error),
+      });
+    },
+  });
+
+  let stopping = false;
+  const stop = (signal: Deno.Signal) => () => {
+    if (stopping) return;
+    stopping = true;
+    log.log("info", "watch", `Stopping on ${signal}`, { event: "watch_stopping", signal });
+    loop.stop();
+  };
+  const onTerm = stop("SIGTERM");
+  const onInt = stop("SIGINT");
+  const onHup = () => {
+    log.log("info", "watch", "SIGHUP: syncing now", { event: "watch_hup" });
+    loop.trigger();
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGHUP", onHup);
+  log.log(
+    "info",
+    "watch",
+    `Watching ${flags.map}: every ${formatDuration(options.intervalMs)}` +
+      (options.jitterMs > 0 ? ` plus up to ${formatDuration(options.jitterMs)}` : "") +
+      `; SIGHUP syncs now, SIGTERM stops (pid ${Deno.pid})`,
+    { event: "watch_started", pid: Deno.pid },
+  );
+  let feed: WatchFeed | undefined;
+  try {
+    feed = extensions.attach ? await extensions.attach(loop, log) : undefined;
+    await loop.done;
+  } finally {
+    loop.stop();
+    await feed?.stop();
+    vault.close();
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGHUP", onHup);
+  }
+  await writeMetrics(undefined); // the last cycle, ended by the stop
+  await schedule({ stoppedAt: new Date().toISOString() });
+  log.log("info", "watch", `Stopped after ${cycles} cycles`, { event: "watch_stopped", cycles });
+  return 0;
+}
+
+function logCycle(
+  log: Logger,
+  request: Omit<CycleRequest, "signal">,
+  code: number,
+  ms: number,
+  stopped: boolean,
+): void {
+  const what = request.secretIds
+    ? `for ${request.secretIds.length} secret${request.secretIds.length === 1 ? "" : "s"}`
+    : "full";
+  // Cut short by the stop: what it left undone is the stop's doing, not a failure to alert on.
+  const outcome = stopped ? "stopped" : outcomeOfCode(code);
+  log.log(
+    stopped || code === 0 || code === 3 ? "info" : "error",
+    "watch",
+    `Cycle ${request.number} (${what}, ${request.trigger}) ended: ${outcome}, exit ${code}, in ${
+      (ms / 1000).toFixed(2)
+    } s`,
+    {
+      event: "cycle_ended",
+      cycle: request.number,
+      trigger: request.trigger,
+      code,
+      outcome,
+      durationMs: ms,
+      // For --json consumers watching a long-lived process: memory should stay flat.
+      heapUsedBytes: Deno.memoryUsage().heapUsed,
+      rssBytes: Deno.memoryUsage().rss,
+    },
+  );
+}
+
+async function writeScheduleSafely(
+  stateDir: string,
+  log: Logger,
+  schedule: Parameters<typeof writeSchedule>[1],
+): Promise<void> {
+  try {
+    await writeSchedule(stateDir, schedule);
+  } catch (error) {
+    // status then cannot say when the next cycle is due; the syncing itself is unaffected.
+    log.log("warn", "watch", `Cannot record the schedule in ${stateDir}: ${messageOf(error)}`, {
+      event: "schedule_unwritable",
+    });
+  }
+}
