@@ -416,8 +416,8 @@ export async function sync(
     } catch (error) {
       report.failures++;
       if (error instanceof ValidationError) {
-        await rollBack(action, error, snapshots, planned, report, deps, settings);
-        for (const entry of report.rolledBack) {
+        const putBack = await rollBack(action, error, snapshots, planned, report, deps, settings);
+        for (const entry of putBack) {
           fail(entry, `rolled back: ${targetLabel(action.target)} refused it: ${error.message}`);
         }
         continue;
@@ -461,7 +461,7 @@ export const INTERRUPTED = "the run was interrupted";
  * The server refused the files of `action.target` (its validation failed): puts back every
  * file this run wrote for that target, so disk and server agree and a restart still works.
  * The reload is owed no more for what was put back (the server runs that content already),
- * only for what was owed before this run.
+ * only for what was owed before this run. Returns the entries of this target it put back.
  */
 async function rollBack(
   action: ReloadAction,
@@ -471,7 +471,7 @@ async function rollBack(
   report: SyncReport,
   deps: SyncDeps,
   settings: SyncSettings,
-): Promise<void> {
+): Promise<Entry[]> {
   const { log } = deps;
   const label = targetLabel(action.target);
   const owedBefore = new Set(settings.pendingReloads ?? []);
@@ -525,6 +525,7 @@ async function rollBack(
   report.pendingReloads.push(
     ...action.paths.filter((path) => !putBack.has(path) || owedBefore.has(path)),
   );
+  return written.filter((entry) => putBack.has(entry.path));
 }
 
 /**

@@ -11,7 +11,7 @@ import { isNormalizedAbsolute } from "../paths.ts";
 import { targetLabel } from "../plan.ts";
 import { DEFAULT_STATE_DIR } from "../state.ts";
 import { fetchKey, referenceOf } from "../reference.ts";
-import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync check`. */
 export interface CheckOptions {
@@ -43,12 +43,7 @@ export function checkCommand(): Command {
   return new Command("check")
     .description("Validate the map file and the roots; no network, nothing written")
     .option("--map <file>", "map file", DEFAULT_MAP)
-    .option(
-      "--root <dir>",
-      "directory secrets may be written in (repeatable) (default: /run/secrets)",
-      collect,
-      [],
-    )
+    .addOption(rootOption())
     .option(
       "--state-dir <dir>",
       "the state directory sync will use; it must lie in no root",

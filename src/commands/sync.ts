@@ -16,7 +16,7 @@ import { AUTH_MODES, type VaultAuth } from "../vault/types.ts";
 // Directly, not through vault/mod.ts: this module must stay light (see runSync).
 import { startSessionKeyPair } from "../vault/session_key.ts";
 import { loadSdk } from "../vault/sdk.ts";
-import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
 import { parseDuration } from "../duration.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, how to log, where metrics go. */
@@ -149,12 +149,7 @@ export function syncCommand(): Command {
   return new Command("sync")
     .description("Fetch every secret in the map, write changed files, reload their containers")
     .option("--map <file>", "map file", DEFAULT_MAP)
-    .option(
-      "--root <dir>",
-      "directory secrets may be written in (repeatable) (default: /run/secrets)",
-      collect,
-      [],
-    )
+    .addOption(rootOption())
     .option("--auth <mode>", AUTH_MODES.join(", "), "instance_principal")
     .option(
       "--oci-config <file>",
