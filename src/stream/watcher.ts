@@ -156,20 +156,11 @@ export class StreamWatcher {
     };
   }
 
-  /** Runs until `signal` fires; `sleep` waits (resolving early on the signal). */
-  async run(
-    signal: AbortSignal,
-    sleep: (ms: number, signal: AbortSignal) => Promise<unknown>,
-  ): Promise<void> {
-    try {
-      while (!signal.aborted) {
-        const wakeAt = await this.tick();
-        if (signal.aborted) break;
-        await sleep(Math.max(0, wakeAt - this.#deps.now()), signal);
-      }
-    } finally {
-      this.#reader?.close();
-    }
+  /** Closes the stream reader. */
+  close(): void {
+    this.#reader?.close();
+    this.#reader = undefined;
+    this.#cursor = undefined;
   }
 
   /** Does whatever is due now; returns when to call again (ms since the epoch). */

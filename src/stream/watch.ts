@@ -1,0 +1,171 @@
+/**
+ * `watch --stream`: a {@linkcode StreamWatcher} wired to the real edges — the streaming client,
+ * the offset file in the state directory, a status file for `status` — with the runs left to
+ * the caller: `sync(secrets?)` runs a whole run (of some secrets, or all) and says whether every
+ * entry is in line.
+ *
+ * @example
+ * ```ts
+ * import { createLogger } from "../log.ts";
+ * const watch = startStreamWatch({
+ *   streamId: "ocid1.stream.oc1.iad.example",
+ *   auth: { mode: "instance_principal" },
+ *   stateDir: "/run/oci-secretsync",
+ *   pollMs: 30_000,
+ *   spreadMs: 30_000,
+ *   intervalMs: 6 * 3600_000,
+ *   fallbackIntervalMs: 15 * 60_000,
+ * }, {
+ *   log: createLogger(),
+ *   sync: () => Promise.resolve(true),
+ *   secretIds: () => new Set(["ocid1.vaultsecret.oc1.iad.example"]),
+ * });
+ * Deno.addSignalListener("SIGTERM", () => watch.stop());
+ * await watch.done;
+ * ```
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { VaultAuth } from "../vault/types.ts";
+import { sleep } from "../vault/abort.ts";
+import { atomicWrite } from "../write.ts";
+import { openStreamReader, type StreamReader } from "./client.ts";
+import { readOffset, writeOffset } from "./offset.ts";
+import { type StreamStatus, StreamWatcher } from "./watcher.ts";
+
+/** Options of {@linkcode startStreamWatch}. */
+export interface StreamWatchOptions {
+  streamId: string;
+  /** The stream's messages endpoint. @default from the region */
+  endpoint?: string;
+  region?: string;
+  auth: VaultAuth;
+  /** @default "0" */
+  partition?: string;
+  stateDir: string;
+  pollMs: number;
+  spreadMs: number;
+  intervalMs: number;
+  fallbackIntervalMs: number;
+  /** @default 3 minutes, or the fallback interval when that is shorter */
+  outageGraceMs?: number;
+  /** Event types that trigger a sync; empty: any. */
+  eventTypes?: readonly string[];
+  /** Per streaming request. @default 10_000 */
+  requestTimeoutMs?: number;
+  /** Write `stream.json` (status) in the state directory after each step. @default true */
+  statusFile?: boolean;
+}
+
+/** What the watch needs from its caller. */
+export interface StreamWatchHooks {
+  log: Logger;
+  /** A whole run of these secrets (all when undefined); true when every entry is in line. */
+  sync(secrets?: readonly string[]): Promise<boolean>;
+  /** The secret OCIDs in the map. */
+  secretIds(): ReadonlySet<string>;
+  /** @default openStreamReader with the options' auth and endpoint */
+  openReader?(): Promise<StreamReader>;
+  /** @default Date.now */
+  now?(): number;
+  /** @default Math.random */
+  random?(): number;
+}
+
+/** A running stream watch. */
+export interface StreamWatch {
+  status(): StreamStatus;
+  /** Stops after the current step; `done` settles then. Idempotent. */
+  stop(): void;
+  readonly done: Promise<void>;
+}
+
+/** The status file in a state directory. */
+export function streamStatusFile(stateDir: string): string {
+  return `${stateDir}/stream.json`;
+}
+
+/** Starts watching the stream; see the module doc. */
+export function startStreamWatch(opts: StreamWatchOptions, hooks: StreamWatchHooks): StreamWatch {
+  const now = hooks.now ?? Date.now;
+  const stopper = new AbortController();
+  const watcher = new StreamWatcher({
+    openReader: hooks.openReader ?? (() =>
+      openStreamReader({
+        auth: opts.auth,
+        streamId: opts.streamId,
+        partition: opts.partition,
+        endpoint: opts.endpoint,
+        region: opts.region,
+        timeoutMs: opts.requestTimeoutMs,
+      })),
+    sync: hooks.sync,
+    secretIds: hooks.secretIds,
+    loadOffset: async () => {
+      const { saved, warning } = await readOffset(opts.stateDir);
+      if (warning) hooks.log.log("warn", "state", warning, { event: "stream_offset_corrupt" });
+      return saved;
+    },
+    saveOffset: (saved) => writeOffset(opts.stateDir, saved),
+    now,
+    random: hooks.random ?? Math.random,
+    log: hooks.log,
+  }, {
+    streamId: opts.streamId,
+    partition: opts.partition,
+    pollMs: opts.pollMs,
+    spreadMs: opts.spreadMs,
+    intervalMs: opts.intervalMs,
+    fallbackIntervalMs: opts.fallbackIntervalMs,
+    outageGraceMs: opts.outageGraceMs ?? Math.min(3 * 60_000, opts.fallbackIntervalMs),
+    eventTypes: opts.eventTypes?.length ? new Set(opts.eventTypes) : undefined,
+  });
+
+  let lastWritten = "";
+  const writeStatus = async () => {
+    if (opts.statusFile === false) return;
+    const { sinceLastReadMs: _, pendingForMs: __, ...steady } = watcher.status();
+    const text = JSON.stringify({ version: 1, ...steady, writtenAt: new Date(now()) }) + "\n";
+    if (JSON.stringify(steady) === lastWritten) return;
+    try {
+      await atomicWrite(streamStatusFile(opts.stateDir), new TextEncoder().encode(text), {
+        mode: 0o600,
+      });
+      lastWritten = JSON.stringify(steady);
+    } catch (e) {
+      // Status is for people; a failed write must not stop the watch. Said once per change.
+      hooks.log.log("warn", "state", `Cannot write ${streamStatusFile(opts.stateDir)}: ${e}`, {
+        event: "stream_status_unwritten",
+      });
+    }
+  };
+
+  const done = (async () => {
+    try {
+      while (!stopper.signal.aborted) {
+        let wakeAt: number;
+        try {
+          wakeAt = await watcher.tick();
+        } catch (e) {
+          // A bug or an unexpected throw from a hook: say so, and carry on after a poll.
+          hooks.log.log("error", "stream", `Stream watch step failed: ${e}`, {
+            event: "stream_step_failed",
+          });
+          wakeAt = now() + opts.pollMs;
+        }
+        await writeStatus();
+        if (stopper.signal.aborted) break;
+        await sleep(Math.max(0, wakeAt - now()), stopper.signal);
+      }
+    } finally {
+      watcher.close();
+    }
+  })();
+
+  return {
+    status: () => watcher.status(),
+    stop: () => stopper.abort(),
+    done,
+  };
+}
