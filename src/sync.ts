@@ -49,6 +49,28 @@ export interface SyncSettings {
   concurrency: number;
   /** Paths whose reload failed in an earlier run: their targets are reloaded again. */
   pendingReloads?: readonly string[];
+  /**
+   * Only the entries of these secrets are fetched and brought in line; reloads owed by any
+   * entry still run. @default every entry
+   */
+  secrets?: readonly string[];
+}
+
+/** What one entry of a run came to. */
+export interface EntryResult {
+  entry: Entry;
+  /**
+   * What happened to the file. `unchanged`: in line already; `changed`: new content written
+   * (or would be); `adjusted`: mode or owner set; `failed`: left as it was, see `error`.
+   */
+  status: "unchanged" | "changed" | "adjusted" | "failed";
+  /** The secret version fetched, when the fetch succeeded. */
+  version?: number;
+  /**
+   * Why the entry failed: its fetch or write (`failed`), or its target's reload (the file was
+   * written, the reload is owed). Never a secret.
+   */
+  error?: string;
 }
 
 /** What a run did, for the exit code and for callers that want more than log lines. */
@@ -63,6 +85,8 @@ export interface SyncReport {
   pendingReloads: string[];
   /** How many entries and reloads failed. */
   failures: number;
+  /** One result per entry this run looked at (all of them, or those of `secrets`). */
+  results: EntryResult[];
 }
 
 type Fetched = { bundle: SecretBundle } | { error: string };
@@ -95,9 +119,17 @@ export async function sync(
     reloaded: [],
     pendingReloads: [],
     failures: 0,
+    results: [],
+  };
+  const only = settings.secrets ? new Set(settings.secrets) : undefined;
+  const selected = only ? entries.filter((e) => only.has(e.secretId)) : entries;
+  const results = new Map<Entry, EntryResult>();
+  const fail = (entry: Entry, error: string) => {
+    const result = results.get(entry);
+    if (result) Object.assign(result, { status: "failed", error });
   };
 
-  const secretIds = [...new Set(entries.map((e) => e.secretId))];
+  const secretIds = [...new Set(selected.map((e) => e.secretId))];
   const fetched = new Map<string, Fetched>();
   await mapConcurrent(secretIds, settings.concurrency, async (secretId) => {
     try {
@@ -105,7 +137,7 @@ export async function sync(
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);
       fetched.set(secretId, { error: reason });
-      const paths = entries.filter((e) => e.secretId === secretId).map((e) => e.path);
+      const paths = selected.filter((e) => e.secretId === secretId).map((e) => e.path);
       log.log(
         "error",
         "fetch",
@@ -122,17 +154,20 @@ export async function sync(
 
   // Decide first, act second: every file's change is known before the first write.
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
-  for (const entry of entries) {
+  for (const entry of selected) {
     const result = fetched.get(entry.secretId);
     if (!result || "error" in result) {
       report.failures++;
+      results.set(entry, { entry, status: "failed", error: result?.error ?? "not fetched" });
       continue;
     }
+    results.set(entry, { entry, status: "unchanged", version: result.bundle.version });
     try {
       const change = await changeOf(entry, result.bundle, settings);
       if (change !== "none") planned.push({ entry, bundle: result.bundle, change });
     } catch (error) {
       report.failures++;
+      fail(entry, messageOf(error));
       logWriteFailure(log, entry, error);
     }
   }
@@ -158,8 +193,10 @@ export async function sync(
     try {
       await applyChange(entry, bundle, change, deps, settings);
       (change === "content" ? report.changed : report.adjusted).push(entry);
+      results.get(entry)!.status = change === "content" ? "changed" : "adjusted";
     } catch (error) {
       report.failures++;
+      fail(entry, messageOf(error));
       logWriteFailure(log, entry, error);
     }
   }
@@ -191,6 +228,13 @@ export async function sync(
     } catch (error) {
       report.failures++;
       report.pendingReloads.push(...action.paths);
+      for (const entry of entries) {
+        const result = results.get(entry);
+        // The file is written; its reload is what failed (and is owed).
+        if (result && action.paths.includes(entry.path)) {
+          result.error = `reload of ${targetLabel(action.target)} failed: ${messageOf(error)}`;
+        }
+      }
       log.log(
         "error",
         "reload",
@@ -203,6 +247,7 @@ export async function sync(
       );
     }
   }
+  report.results = selected.map((entry) => results.get(entry)!);
   return report;
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { acquireRunLock } from "../src/lock.ts";
-import { readState, stateFile, writeState } from "../src/state.ts";
+import { parseState, readState, type State, stateFile, writeState } from "../src/state.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "secretsync-state-" });
@@ -13,12 +13,12 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 
 Deno.test("readState() and writeState() round-trip pending reloads in a 0600 file", () =>
   withDir(async (dir) => {
-    assert.deepEqual(await readState(dir), { state: { pendingReloads: [] } });
+    assert.deepEqual(await readState(dir), { state: { pendingReloads: [], entries: {} } });
     await writeState(dir, {
       pendingReloads: ["/run/secrets/b", "/run/secrets/a", "/run/secrets/a"],
     });
     assert.deepEqual(await readState(dir), {
-      state: { pendingReloads: ["/run/secrets/a", "/run/secrets/b"] },
+      state: { pendingReloads: ["/run/secrets/a", "/run/secrets/b"], entries: {} },
     });
     assert.equal((await Deno.stat(stateFile(dir))).mode! & 0o777, 0o600);
   }));
@@ -30,18 +30,62 @@ Deno.test("readState() treats a corrupt state file as empty, with a warning", as
       '{"version":1,"pendingReloads":"x"}',
     ], [
       "unknown version",
+      '{"version":3,"pendingReloads":[]}',
+    ], [
+      "version 2 without entries",
       '{"version":2,"pendingReloads":[]}',
+    ], [
+      "an entry with a bad time",
+      '{"version":2,"pendingReloads":[],"entries":{"/a":{"secretId":"o","changedAt":"soon"}}}',
     ], ["empty", ""]]
   ) {
     await t.step(name, () =>
       withDir(async (dir) => {
         await Deno.writeTextFile(stateFile(dir), body);
         const { state, warning } = await readState(dir);
-        assert.deepEqual(state, { pendingReloads: [] });
+        assert.deepEqual(state, { pendingReloads: [], entries: {} });
         assert.match(warning ?? "", /corrupt state file/);
       }));
   }
 });
+
+Deno.test("readState() reads a version 1 file as pending reloads with no entry records", () =>
+  withDir(async (dir) => {
+    await Deno.writeTextFile(stateFile(dir), '{"version":1,"pendingReloads":["/run/secrets/a"]}');
+    assert.deepEqual(await readState(dir), {
+      state: { pendingReloads: ["/run/secrets/a"], entries: {} },
+    });
+  }));
+
+Deno.test("writeState() writes version 2 with entries and the last run, and reads it back", () =>
+  withDir(async (dir) => {
+    const state: State = {
+      pendingReloads: ["/run/secrets/b"],
+      entries: {
+        "/run/secrets/b": {
+          secretId: "ocid1.vaultsecret.oc1..b",
+          version: 4,
+          changedAt: "2026-12-02T06:00:00.000Z",
+          checkedAt: "2026-12-02T06:30:00.000Z",
+          error: "reload of container web failed: exit code 1",
+        },
+        "/run/secrets/a": { secretId: "ocid1.vaultsecret.oc1..a", version: "7" },
+      },
+      lastRun: {
+        startedAt: "2026-12-02T06:30:00.000Z",
+        endedAt: "2026-12-02T06:30:01.000Z",
+        code: 1,
+        outcome: "failed",
+        trigger: "timer",
+      },
+    };
+    await writeState(dir, state);
+    const text = await Deno.readTextFile(stateFile(dir));
+    assert.equal(JSON.parse(text).version, 2);
+    assert.deepEqual(Object.keys(JSON.parse(text).entries), ["/run/secrets/a", "/run/secrets/b"]);
+    assert.deepEqual(parseState(text), state);
+    assert.deepEqual((await readState(dir)).state, state);
+  }));
 
 Deno.test("acquireRunLock() lets one run in at a time and gives up after the timeout", () =>
   withDir(async (dir) => {

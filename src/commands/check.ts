@@ -5,17 +5,10 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { createLogger, type Logger } from "../log.ts";
-import { type Entry, formatProblems, parseMap } from "../map.ts";
-import { accessProblems } from "../permissions.ts";
+import { DEFAULT_MAP, loadMap, openRecipes } from "../inputs.ts";
+import { createLogger } from "../log.ts";
 import { targetLabel } from "../plan.ts";
-import { recipeProblems, type RecipeRegistry } from "../recipes.ts";
-import { directoryProblems } from "../roots.ts";
-import { openRecipes } from "./recipe.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
-
-/** Default map file, as in the original tool. */
-export const DEFAULT_MAP = "/etc/oci-secretsync/map.csv";
 
 /** Parsed options of `secretsync check`. */
 export interface CheckOptions {
@@ -57,48 +50,6 @@ export function parseCheckArgs(args: string[]): CheckOptions {
   command.parse(args, { from: "user" });
   const raw = command.opts();
   return validateOptions(checkSchema, { ...raw, roots: raw.root });
-}
-
-/**
- * Reads and validates the map and roots, logging every problem.
- *
- * @returns the entries, or `undefined` after logging why the run cannot go on (exit 2)
- */
-export async function loadMap(
-  options: { map: string; roots: string[] },
-  log: Logger,
-  recipes?: RecipeRegistry,
-): Promise<Entry[] | undefined> {
-  // A path outside this build's permissions gets a message saying how to proceed, rather than
-  // Deno's advice to pass a flag the compiled binary cannot take.
-  const denied = accessProblems({ read: [options.map, ...options.roots] });
-  for (const message of denied) {
-    log.log("error", "map", message, { event: "not_permitted", map: options.map });
-  }
-  if (denied.length > 0) return undefined;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(options.map);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound ? "no such file" : String(error);
-    log.log("error", "map", `Cannot read map ${options.map}: ${reason}`, {
-      event: "map_unreadable",
-      map: options.map,
-    });
-    return undefined;
-  }
-  const parsed = parseMap(text, { roots: options.roots, recipes: recipes?.names() ?? [] });
-  const problems = [
-    ...(parsed.ok ? [] : formatProblems(options.map, parsed.problems)),
-    ...(parsed.ok && recipes
-      ? formatProblems(options.map, recipeProblems(parsed.entries, recipes))
-      : []),
-    ...(await directoryProblems(options.roots, "Root")),
-  ];
-  for (const message of problems) {
-    log.log("error", "map", message, { event: "map_invalid", map: options.map });
-  }
-  return parsed.ok && problems.length === 0 ? parsed.entries : undefined;
 }
 
 /** Runs `check`; returns the exit code (0 valid, 2 not). */

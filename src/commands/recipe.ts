@@ -12,15 +12,8 @@
 import { Command } from "commander";
 import type { Logger } from "../log.ts";
 import type { Target } from "../map.ts";
-import {
-  commandText,
-  DEFAULT_RECIPES_DIR,
-  loadRecipes,
-  RecipeError,
-  type RecipeRegistry,
-  type RegisteredRecipe,
-  reloadText,
-} from "../recipes.ts";
+import { openRecipes } from "../inputs.ts";
+import { commandText, DEFAULT_RECIPES_DIR, type RegisteredRecipe, reloadText } from "../recipes.ts";
 import { reloadSteps, stepText } from "../reload/reloader.ts";
 import { UsageError } from "./usage.ts";
 
@@ -76,29 +69,6 @@ export function parseRecipeArgs(args: string[]): RecipeOptions {
   // Help, or commander's own error for an unknown subcommand.
   recipeCommand().exitOverride().parse(args, { from: "user" });
   throw new UsageError("recipe needs a subcommand: list or show");
-}
-
-/**
- * Loads the registry for a command, logging why it cannot be used.
- *
- * @param recipesDir `--recipes-dir` as given; when absent, the default directory, which may be
- *   missing.
- * @returns the registry, or `undefined` after logging the problem (exit 2).
- */
-export async function openRecipes(
-  recipesDir: string | undefined,
-  log: Logger,
-): Promise<RecipeRegistry | undefined> {
-  try {
-    return await loadRecipes({
-      dir: recipesDir ?? DEFAULT_RECIPES_DIR,
-      required: recipesDir !== undefined,
-    });
-  } catch (error) {
-    if (!(error instanceof RecipeError)) throw error;
-    log.log("error", "recipe", error.message, { event: "recipe_invalid" });
-    return undefined;
-  }
 }
 
 /** Runs `recipe list` or `recipe show`; returns the exit code (0, or 2 for a usage problem). */

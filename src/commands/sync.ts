@@ -5,47 +5,15 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { acquireRunLock, type RunLock } from "../lock.ts";
-import { createLogger, type Logger } from "../log.ts";
-import type { Entry } from "../map.ts";
-import { dirname, isNormalizedAbsolute } from "../paths.ts";
-import { accessProblems } from "../permissions.ts";
-import type { RecipeRegistry } from "../recipes.ts";
-import { directoryProblems } from "../roots.ts";
-import { readState, writeState } from "../state.ts";
-import { removeStaleTempFiles } from "../write.ts";
-import { createReloader } from "../reload/reloader.ts";
-import { detectRuntime } from "../reload/runtime.ts";
-import { exitCodeOf, messageOf, sync } from "../sync.ts";
-import { openVault, type SecretSource, type VaultAuth } from "../vault/mod.ts";
-import { DEFAULT_MAP, loadMap } from "./check.ts";
-import { openRecipes } from "./recipe.ts";
+import { DEFAULT_MAP } from "../inputs.ts";
+import { createLogger } from "../log.ts";
+import { isNormalizedAbsolute } from "../paths.ts";
+import { run, type RunOptions } from "../run.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
-/** Parsed options of `secretsync sync`. */
-export interface SyncOptions {
-  map: string;
-  roots: string[];
-  auth: VaultAuth;
-  region?: string;
-  endpoint?: string;
-  runtime: "auto" | "docker" | "podman";
-  concurrency: number;
-  stage: string;
-  dryRun: boolean;
+/** Parsed options of `secretsync sync`: a run's options, and how to log. */
+export interface SyncOptions extends RunOptions {
   json: boolean;
-  /** Whole-run deadline for talking to OCI, in milliseconds. */
-  timeoutMs: number;
-  /** Per-request timeout, in milliseconds. */
-  requestTimeoutMs: number;
-  /** Largest secret accepted, in bytes. */
-  maxBytes: number;
-  /** Where the run lock and pending reloads live. */
-  stateDir: string;
-  /** How long to wait for another run to finish, in milliseconds. */
-  lockTimeoutMs: number;
-  /** `--recipes-dir` when given; else the default directory, which may be missing. */
-  recipesDir?: string;
 }
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
@@ -178,143 +146,5 @@ export function parseSyncArgs(args: string[]): SyncOptions {
 /** Runs `sync`; returns the exit code (0, 1, 2 or 3; see the README). */
 export async function runSync(options: SyncOptions): Promise<number> {
   const log = createLogger({ json: options.json });
-  const recipes = await openRecipes(options.recipesDir, log);
-  if (!recipes) return 2;
-  const entries = await loadMap(options, log, recipes);
-  if (!entries) return 2;
-  const denied = accessProblems({
-    write: options.dryRun ? [] : [...options.roots, options.stateDir],
-    read: options.auth.mode === "api_key" && options.auth.configFile
-      ? [options.auth.configFile]
-      : [],
-    net: [
-      options.endpoint,
-      ...(options.auth.mode === "instance_principal"
-        ? [options.auth.imdsUrl, options.auth.authEndpoint]
-        : []),
-    ].filter((url): url is string => url !== undefined),
-  });
-  for (const message of denied) log.log("error", "sync", message, { event: "not_permitted" });
-  if (denied.length > 0) return 2;
-  if (options.dryRun) return (await syncOnce(entries, options, log, recipes, [])).code;
-
-  try {
-    await Deno.mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    log.log(
-      "error",
-      "state",
-      `Cannot create state directory ${options.stateDir}: ${messageOf(error)}`,
-      {
-        event: "state_unusable",
-      },
-    );
-    return 2;
-  }
-  // The lock and the state file live here: as for a root, nobody else may write in it.
-  const unsafe = await directoryProblems([options.stateDir], "State directory");
-  for (const message of unsafe) log.log("error", "state", message, { event: "state_unusable" });
-  if (unsafe.length > 0) return 2;
-  let lock: RunLock;
-  try {
-    lock = await acquireRunLock(options.stateDir, options.lockTimeoutMs);
-  } catch (error) {
-    log.log("error", "lock", messageOf(error), { event: "lock_timeout" });
-    return 1;
-  }
-  try {
-    // Holding the lock, any temp file in these directories belongs to a run that died.
-    const dirs = new Set([options.stateDir, ...entries.map((e) => dirname(e.path))]);
-    for (const dir of dirs) {
-      for (const path of await removeStaleTempFiles(dir)) {
-        log.log("warn", "write", `Removed ${path} left by an interrupted run`, {
-          event: "temp_removed",
-          path,
-        });
-      }
-    }
-    const { state, warning } = await readState(options.stateDir);
-    if (warning) log.log("warn", "state", warning, { event: "state_corrupt" });
-    let recorded = state.pendingReloads; // what state.json says now
-    const oweReloads = async (paths: string[]) => {
-      recorded = [...new Set([...state.pendingReloads, ...paths])];
-      await writeState(options.stateDir, { pendingReloads: recorded });
-    };
-    const { code, pendingReloads } = await syncOnce(
-      entries,
-      options,
-      log,
-      recipes,
-      state.pendingReloads,
-      oweReloads,
-    );
-    if (!sameSet(pendingReloads, recorded) || warning) {
-      await writeState(options.stateDir, { pendingReloads });
-    }
-    return code;
-  } finally {
-    lock.release();
-  }
-}
-
-/** Where fetches go when there is no vault: each fails, and every file stays as it is. */
-const NO_SOURCE: SecretSource = {
-  fetch: () => Promise.reject(new Error("not fetched: OCI Vault is unavailable")),
-  close: () => {},
-};
-
-/**
- * Opens the vault and runs the engine: the exit code, and the reloads still owed. Without
- * `oweReloads` (a dry run) nothing is recorded.
- */
-async function syncOnce(
-  entries: Entry[],
-  options: SyncOptions,
-  log: Logger,
-  recipes: RecipeRegistry,
-  pendingReloads: readonly string[],
-  oweReloads?: (paths: string[]) => Promise<void>,
-): Promise<{ code: number; pendingReloads: string[] }> {
-  let source: SecretSource = NO_SOURCE;
-  try {
-    // A map with no lines needs no vault: do not authenticate (and fail off OCI) for nothing.
-    if (entries.length > 0) {
-      source = await openVault({
-        auth: options.auth,
-        region: options.region,
-        endpoint: options.endpoint,
-        stage: options.stage,
-        timeoutMs: options.requestTimeoutMs,
-        signal: AbortSignal.timeout(options.timeoutMs),
-        maxBytes: options.maxBytes,
-      });
-    }
-  } catch (error) {
-    log.log("error", "vault", `Cannot connect to OCI Vault: ${messageOf(error)}`, {
-      event: "vault_unavailable",
-      reason: messageOf(error),
-    });
-    // The source stays NO_SOURCE: every fetch fails and every file stays as it is, but
-    // reloads owed from an earlier run need no vault, so they still run.
-  }
-  try {
-    const reloader = createReloader({
-      runtime: () => detectRuntime(options.runtime),
-      recipes,
-      entries,
-      log,
-    });
-    const report = await sync(entries, { source, reloader, log, oweReloads }, {
-      ...options,
-      pendingReloads,
-    });
-    return { code: exitCodeOf(report), pendingReloads: report.pendingReloads };
-  } finally {
-    source.close();
-  }
-}
-
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  const set = new Set(a);
-  return set.size === new Set(b).size && b.every((x) => set.has(x));
+  return (await run(options, { log })).code;
 }

@@ -1,0 +1,85 @@
+/**
+ * A run's inputs, read and checked with every problem logged: the recipes (built in, plus the
+ * user's JSON files) and the map. Shared by `check`, `sync` and the run layer.
+ *
+ * @module
+ */
+import type { Logger } from "./log.ts";
+import { type Entry, formatProblems, parseMap } from "./map.ts";
+import { accessProblems } from "./permissions.ts";
+import {
+  DEFAULT_RECIPES_DIR,
+  loadRecipes,
+  RecipeError,
+  recipeProblems,
+  type RecipeRegistry,
+} from "./recipes.ts";
+import { directoryProblems } from "./roots.ts";
+
+/** Default map file, as in the original tool. */
+export const DEFAULT_MAP = "/etc/oci-secretsync/map.csv";
+
+/**
+ * Loads the registry for a command, logging why it cannot be used.
+ *
+ * @param recipesDir `--recipes-dir` as given; when absent, the default directory, which may be
+ *   missing.
+ * @returns the registry, or `undefined` after logging the problem (exit 2).
+ */
+export async function openRecipes(
+  recipesDir: string | undefined,
+  log: Logger,
+): Promise<RecipeRegistry | undefined> {
+  try {
+    return await loadRecipes({
+      dir: recipesDir ?? DEFAULT_RECIPES_DIR,
+      required: recipesDir !== undefined,
+    });
+  } catch (error) {
+    if (!(error instanceof RecipeError)) throw error;
+    log.log("error", "recipe", error.message, { event: "recipe_invalid" });
+    return undefined;
+  }
+}
+
+/**
+ * Reads and validates the map and roots, logging every problem.
+ *
+ * @returns the entries, or `undefined` after logging why the run cannot go on (exit 2)
+ */
+export async function loadMap(
+  options: { map: string; roots: string[] },
+  log: Logger,
+  recipes?: RecipeRegistry,
+): Promise<Entry[] | undefined> {
+  // A path outside this build's permissions gets a message saying how to proceed, rather than
+  // Deno's advice to pass a flag the compiled binary cannot take.
+  const denied = accessProblems({ read: [options.map, ...options.roots] });
+  for (const message of denied) {
+    log.log("error", "map", message, { event: "not_permitted", map: options.map });
+  }
+  if (denied.length > 0) return undefined;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(options.map);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotFound ? "no such file" : String(error);
+    log.log("error", "map", `Cannot read map ${options.map}: ${reason}`, {
+      event: "map_unreadable",
+      map: options.map,
+    });
+    return undefined;
+  }
+  const parsed = parseMap(text, { roots: options.roots, recipes: recipes?.names() ?? [] });
+  const problems = [
+    ...(parsed.ok ? [] : formatProblems(options.map, parsed.problems)),
+    ...(parsed.ok && recipes
+      ? formatProblems(options.map, recipeProblems(parsed.entries, recipes))
+      : []),
+    ...(await directoryProblems(options.roots, "Root")),
+  ];
+  for (const message of problems) {
+    log.log("error", "map", message, { event: "map_invalid", map: options.map });
+  }
+  return parsed.ok && problems.length === 0 ? parsed.entries : undefined;
+}
