@@ -3,6 +3,7 @@
  *
  * ```
  * secretsync sync  [--map FILE] [--root DIR] …   # fetch, write, reload
+ * secretsync watch [--stream OCID] …             # stay running; rotations via OCI Streaming
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
@@ -15,12 +16,14 @@ import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
+import { parseWatchArgs, runWatch, watchCommand } from "./commands/watch.ts";
 import { UsageError } from "./commands/usage.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   sync: (args) => runSync(parseSyncArgs(args)),
+  watch: (args) => runWatch(parseWatchArgs(args)),
   check: (args) => runCheck(parseCheckArgs(args)),
   install: (args) => runInstall(parseInstallArgs(args)),
   recipe: (args) => runRecipe(parseRecipeArgs(args)),
@@ -34,6 +37,7 @@ function program(): Command {
     )
     .version(versionText(), "-V, --version")
     .addCommand(syncCommand())
+    .addCommand(watchCommand())
     .addCommand(checkCommand())
     .addCommand(installCommand())
     .addCommand(recipeCommand())

@@ -49,8 +49,12 @@ export async function readOffset(
   try {
     const { version: _, ...saved } = savedSchema.parse(JSON.parse(text));
     return { saved };
-  } catch {
-    return { saved: null, warning: `Ignoring corrupt ${offsetFile(stateDir)}; starting afresh` };
+  } catch (e) {
+    const why = e instanceof SyntaxError ? "not JSON" : "unexpected fields";
+    return {
+      saved: null,
+      warning: `Ignoring corrupt ${offsetFile(stateDir)} (${why}); starting afresh`,
+    };
   }
 }
 

@@ -129,7 +129,11 @@ export class StreamWatcher {
 
   constructor(deps: StreamWatcherDeps, settings: StreamWatcherSettings) {
     this.#deps = deps;
-    this.#s = { partition: "0", batchLimit: 100, ...settings };
+    this.#s = {
+      ...settings,
+      partition: settings.partition ?? "0",
+      batchLimit: settings.batchLimit ?? 100,
+    };
   }
 
   /** What the watcher is doing, for `status` and metrics. */
@@ -177,6 +181,7 @@ export class StreamWatcher {
     }
     if (this.#reader && !this.#cursor && d.now() >= this.#nextReadAt) await this.#createCursor();
 
+    this.#announceFallback();
     const due = this.#fullSyncDue(d.now());
     if (due) await this.#fullSync();
 
@@ -412,16 +417,6 @@ export class StreamWatcher {
         `Cannot read stream ${this.#s.streamId}: ${reason}; retrying every poll`,
         { event: "stream_unreachable", reason },
       );
-    } else if (!this.#fallbackAnnounced && inFallback(this.#schedule(), this.#s, now)) {
-      this.#fallbackAnnounced = true;
-      d.log.log(
-        "warn",
-        "stream",
-        `Stream ${this.#s.streamId} unreachable for ${
-          Math.round((now - this.#unreachableSince) / 1000)
-        } s: full sync every ${Math.round(this.#s.fallbackIntervalMs / 1000)} s until it is back`,
-        { event: "stream_fallback", reason },
-      );
     }
     // A broken reader (e.g. a session token that cannot be renewed) is opened afresh.
     if (!(e instanceof StreamError) || e.kind !== "unavailable") {
@@ -430,6 +425,21 @@ export class StreamWatcher {
       this.#cursor = undefined;
     }
     this.#nextReadAt = now + pollDelay(this.#s.pollMs, d.random);
+  }
+
+  #announceFallback(): void {
+    const d = this.#deps;
+    const now = d.now();
+    if (this.#fallbackAnnounced || !inFallback(this.#schedule(), this.#s, now)) return;
+    this.#fallbackAnnounced = true;
+    d.log.log(
+      "warn",
+      "stream",
+      `Stream ${this.#s.streamId} unreachable for ${
+        Math.round((now - this.#unreachableSince!) / 1000)
+      } s: full sync every ${Math.round(this.#s.fallbackIntervalMs / 1000)} s until it is back`,
+      { event: "stream_fallback", reason: this.#lastError },
+    );
   }
 
   #succeeded(): void {

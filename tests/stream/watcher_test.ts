@@ -312,3 +312,26 @@ Deno.test("StreamWatcher falls back to the fallback interval during an outage an
   assert(h.stream.gets > getsDuringOutage);
   assert(h.lines.some((l) => l.includes("reachable again")));
 });
+
+Deno.test('StreamWatcher saves partition "0" when the partition option is given as undefined', async () => {
+  const saves: SavedOffset[] = [];
+  const clock = { t: 0 };
+  const stream = new FakeStream(clock);
+  stream.put(event(OTHER));
+  const watcher = new StreamWatcher({
+    openReader: () => Promise.resolve(stream.reader()),
+    sync: () => Promise.resolve(true),
+    secretIds: () => new Set([A]),
+    loadOffset: () => Promise.resolve({ streamId: STREAM, partition: "0", offset: 0, savedAt: "" }),
+    saveOffset: (s) => {
+      saves.push(s);
+      return Promise.resolve();
+    },
+    now: () => clock.t,
+    random: () => 0,
+    log: { log() {} },
+  }, { ...S, streamId: STREAM, partition: undefined });
+  stream.put(event(OTHER));
+  await watcher.tick();
+  assertEquals(saves.map((s) => [s.partition, s.offset]), [["0", 1]]);
+});
