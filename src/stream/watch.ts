@@ -122,23 +122,32 @@ export function startStreamWatch(opts: StreamWatchOptions, hooks: StreamWatchHoo
     eventTypes: opts.eventTypes?.length ? new Set(opts.eventTypes) : undefined,
   });
 
-  let lastWritten = "";
+  // Written when something a person would look at changes (state, offsets, pending, error),
+  // and at least once a minute so its counters and writtenAt stay fresh; not on every read.
+  let lastKey = "";
+  let lastWriteAt = -Infinity;
   const writeStatus = async () => {
     if (opts.statusFile === false) return;
-    const { sinceLastReadMs: _, pendingForMs: __, ...steady } = watcher.status();
-    const text = JSON.stringify({ version: 1, ...steady, writtenAt: new Date(now()) }) + "\n";
-    if (JSON.stringify(steady) === lastWritten) return;
+    const status = watcher.status();
+    const { sinceLastReadMs: _, pendingForMs: __, counts: ___, readLagMs: ____, ...steady } =
+      status;
+    const key = JSON.stringify(steady);
+    if (key === lastKey && now() - lastWriteAt < 60_000) return;
+    const text = JSON.stringify({ version: 1, ...status, writtenAt: new Date(now()) }) + "\n";
     try {
       await atomicWrite(streamStatusFile(opts.stateDir), new TextEncoder().encode(text), {
         mode: 0o600,
       });
-      lastWritten = JSON.stringify(steady);
     } catch (e) {
-      // Status is for people; a failed write must not stop the watch. Said once per change.
-      hooks.log.log("warn", "state", `Cannot write ${streamStatusFile(opts.stateDir)}: ${e}`, {
-        event: "stream_status_unwritten",
-      });
+      // Status is for people; a failed write must not stop the watch.
+      if (key !== lastKey) {
+        hooks.log.log("warn", "state", `Cannot write ${streamStatusFile(opts.stateDir)}: ${e}`, {
+          event: "stream_status_unwritten",
+        });
+      }
     }
+    lastKey = key;
+    lastWriteAt = now();
   };
 
   const done = (async () => {
