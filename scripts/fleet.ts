@@ -23,9 +23,10 @@
  * @module
  */
 import process from "node:process";
-import { parseDuration } from "../src/commands/watch.ts";
+import { parseDuration } from "../src/stream/flags.ts";
 import type { Logger } from "../src/log.ts";
 import { run, type RunOptions } from "../src/run.ts";
+import { secretMatcher } from "../src/stream/events.ts";
 import { startStreamWatch, type StreamWatch } from "../src/stream/watch.ts";
 import { openVault, type SecretSource } from "../src/vault/mod.ts";
 import { REPO_ROOT } from "./permissions.ts";
@@ -199,6 +200,7 @@ async function main() {
       });
       sources.push(source);
       const isA = secret === A;
+      const match = secretMatcher([{ secretId: secret }]);
       watches.push(startStreamWatch({
         streamId,
         endpoint: oci.url,
@@ -211,7 +213,7 @@ async function main() {
         requestTimeoutMs: 30_000,
       }, {
         log,
-        secretIds: () => new Set([secret]),
+        match: () => match,
         async sync(secrets) {
           const { code } = await run({ ...options, secrets, trigger: "event" }, { log, source });
           if (code === 3 && secrets && isA && rotatedAt > 0) {

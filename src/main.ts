@@ -7,12 +7,14 @@
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
+ * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)
  * ```
  *
  * @module
  */
 import { Command, CommanderError } from "commander";
 import { checkCommand, parseCheckArgs, runCheck } from "./commands/check.ts";
+import { envWrapperCommand, parseEnvWrapperArgs, runEnvWrapper } from "./commands/env_wrapper.ts";
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
@@ -23,10 +25,15 @@ import { versionText } from "./version.ts";
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   sync: (args) => runSync(parseSyncArgs(args)),
-  watch: (args) => runWatch(parseWatchArgs(args)),
+  // watch takes sync's flags: handed over here, so commands never import each other.
+  watch: (args) => runWatch(parseWatchArgs(args, parseSyncArgs, syncCommand().options)),
   check: (args) => runCheck(parseCheckArgs(args)),
   install: (args) => runInstall(parseInstallArgs(args)),
   recipe: (args) => runRecipe(parseRecipeArgs(args)),
+  "env-wrapper": (args) => {
+    parseEnvWrapperArgs(args);
+    return runEnvWrapper();
+  },
 };
 
 /** The top-level program, for `--help` and `--version`. */
@@ -37,10 +44,11 @@ function program(): Command {
     )
     .version(versionText(), "-V, --version")
     .addCommand(syncCommand())
-    .addCommand(watchCommand())
+    .addCommand(watchCommand(syncCommand().options))
     .addCommand(checkCommand())
     .addCommand(installCommand())
     .addCommand(recipeCommand())
+    .addCommand(envWrapperCommand())
     .addHelpText(
       "after",
       "\nExit codes: 0 nothing changed, 3 something changed, 1 some entry failed, 2 usage or map error.",

@@ -16,6 +16,7 @@
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
 import { dirname, isInside, isNormalizedAbsolute } from "./paths.ts";
+import { formatReference, parseReference, type SecretReference } from "./reference.ts";
 import { normalizeSignal } from "./signals.ts";
 
 /** What to reload when a secret's file changed. */
@@ -31,7 +32,13 @@ export type Reload = { kind: "signal"; signal: string } | { kind: "recipe"; name
 export interface Entry {
   /** 1-based line number in the map file, for messages. */
   line: number;
+  /** The first column: a secret OCID, or a reference in its canonical form (reference.ts). */
   secretId: string;
+  /**
+   * The parsed reference, when the first column is more than a bare OCID (a name, a version
+   * or a key). `referenceOf(entry)` in reference.ts gives it for every entry.
+   */
+  ref?: SecretReference;
   path: string;
   /** Permission bits, e.g. `0o600`. */
   mode: number;
@@ -140,11 +147,13 @@ function rowSchema(options: ParseMapOptions) {
         );
       }
       const [secretId, path, mode, target, reload, owner] = fields;
+      const ref = checkReference(secretId, ctx);
       const entry: Omit<Entry, "line"> = {
-        secretId: checkSecretId(secretId, ctx),
+        secretId: ref ? formatReference(ref) : secretId,
         path: checkPath(path, options.roots, ctx),
         mode: checkMode(mode, ctx),
       };
+      if (ref && !("ocid" in ref.secret && !ref.version && !ref.key)) entry.ref = ref;
       const parsedTarget = checkTarget(target ?? "", ctx);
       const parsedReload = checkReload(reload ?? "", recipes, ctx);
       if (parsedReload && !parsedTarget) {
@@ -164,11 +173,15 @@ function fail(ctx: Ctx, message: string): never {
   return z.NEVER;
 }
 
-function checkSecretId(value: string, ctx: Ctx): string {
-  if (!SECRET_OCID.test(value)) {
-    return fail(ctx, `"${clip(value)}" is not a secret OCID (ocid1.vaultsecret.…)`);
+function checkReference(value: string, ctx: Ctx): SecretReference | undefined {
+  // The common case, a bare OCID, stays on its fast path.
+  if (SECRET_OCID.test(value)) return undefined;
+  const parsed = parseReference(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: "custom", message: parsed.message });
+    return undefined;
   }
-  return value;
+  return parsed.ref;
 }
 
 function checkPath(value: string, roots: string[], ctx: Ctx): string {

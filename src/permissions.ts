@@ -104,6 +104,12 @@ export const PERMISSIONS: PermissionSet = {
     "PATH", // docker/podman find their helpers on it
     // Passed to the container CLIs when set: the runtime's own list, so the two cannot drift.
     ...new Set(Object.values(ENV_ALLOWLIST).flat().filter((name) => name !== "HOME")),
+    // --auth resource_principal (vault/session.ts): the token, key and region.
+    "OCI_RESOURCE_PRINCIPAL_VERSION",
+    "OCI_RESOURCE_PRINCIPAL_RPST",
+    "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+    "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE",
+    "OCI_RESOURCE_PRINCIPAL_REGION",
     // commander decides whether `--help` is coloured.
     "NO_COLOR",
     "FORCE_COLOR",
@@ -125,11 +131,6 @@ export const PERMISSIONS: PermissionSet = {
     "OCI_REGION_METADATA",
     "OCI_DEFAULT_REALM",
     "OCI_CONFIG_FILE",
-    "OCI_RESOURCE_PRINCIPAL_VERSION",
-    "OCI_RESOURCE_PRINCIPAL_RPST",
-    "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
-    "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE",
-    "OCI_RESOURCE_PRINCIPAL_REGION",
     "KUBERNETES_SERVICE_HOST",
     "NODE_DEBUG",
     "NODE_NDEBUG", // assert-plus

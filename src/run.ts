@@ -27,7 +27,8 @@ import {
   writeState,
 } from "./state.ts";
 import { exitCodeOf, messageOf, sync, type SyncReport } from "./sync.ts";
-import { openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
+import { entrySelector } from "./reference.ts";
+import { credentialFiles, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
 import { removeStaleTempFiles } from "./write.ts";
 
 /** What a run does; `sync`'s flags, parsed. */
@@ -120,9 +121,7 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
   if (!entries) return { code: 2 };
   const denied = accessProblems({
     write: options.dryRun ? [] : [...options.roots, options.stateDir],
-    read: options.auth.mode === "api_key" && options.auth.configFile
-      ? [options.auth.configFile]
-      : [],
+    read: credentialFiles(options.auth),
     net: deps.source ? [] : [
       options.endpoint,
       ...(options.auth.mode === "instance_principal"
@@ -272,9 +271,7 @@ async function syncOnce(
   oweReloads?: (paths: string[]) => Promise<void>,
 ): Promise<SyncReport> {
   const { log } = deps;
-  const selected = options.secrets
-    ? entries.filter((e) => options.secrets!.includes(e.secretId))
-    : entries;
+  const selected = options.secrets ? entries.filter(entrySelector(options.secrets)) : entries;
   let source: SecretSource = deps.source ?? NO_SOURCE;
   let opened = false;
   try {
@@ -312,6 +309,7 @@ async function syncOnce(
       concurrency: options.concurrency,
       pendingReloads,
       secrets: options.secrets,
+      stage: options.stage,
     });
   } finally {
     if (opened) source.close();

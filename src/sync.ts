@@ -10,7 +10,9 @@ import type { Logger } from "./log.ts";
 import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
-import { type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
+import { selectKey } from "./extract.ts";
+import { entrySelector, fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
+import { parseStage, type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import {
   applyAttributes,
   atomicWrite,
@@ -50,8 +52,14 @@ export interface SyncSettings {
   /** Paths whose reload failed in an earlier run: their targets are reloaded again. */
   pendingReloads?: readonly string[];
   /**
+   * The run's `--stage`, which lines without their own `?stage=`/`?version=` fetch; lets
+   * `REF` and `REF?stage=CURRENT` share one fetch. @default unknown: they are fetched apart
+   */
+  stage?: string;
+  /**
    * Only the entries of these secrets are fetched and brought in line; reloads owed by any
-   * entry still run. @default every entry
+   * entry still run. An entry is selected by its reference (`Entry.secretId`, in any spelling)
+   * or by the OCID it names (see `entrySelector`). @default every entry
    */
   secrets?: readonly string[];
 }
@@ -121,23 +129,39 @@ export async function sync(
     failures: 0,
     results: [],
   };
-  const only = settings.secrets ? new Set(settings.secrets) : undefined;
-  const selected = only ? entries.filter((e) => only.has(e.secretId)) : entries;
+  const selected = settings.secrets ? entries.filter(entrySelector(settings.secrets)) : entries;
   const results = new Map<Entry, EntryResult>();
   const fail = (entry: Entry, error: string) => {
     const result = results.get(entry);
     if (result) Object.assign(result, { status: "failed", error });
   };
 
-  const secretIds = [...new Set(selected.map((e) => e.secretId))];
+  // One fetch per distinct (secret, version), however many lines take keys from it.
+  const defaultVersion = settings.stage ? parseStage(settings.stage) : undefined;
+  const keyOf = (entry: Entry) => fetchKey(referenceOf(entry), defaultVersion);
+  const queries = new Map<string, { query: SecretQuery; entries: Entry[] }>();
+  for (const entry of selected) {
+    const key = keyOf(entry);
+    const group = queries.get(key);
+    if (group) group.entries.push(entry);
+    else queries.set(key, { query: referenceOf(entry), entries: [entry] });
+  }
   const fetched = new Map<string, Fetched>();
-  await mapConcurrent(secretIds, settings.concurrency, async (secretId) => {
+  await mapConcurrent([...queries.keys()], settings.concurrency, async (key) => {
+    const { query, entries: group } = queries.get(key)!;
+    // The label as the map would write it, without the run's default stage.
+    const secretId = fetchKey({ secret: query.secret, version: query.version });
     try {
-      fetched.set(secretId, { bundle: await deps.source.fetch(secretId) });
+      // A bare OCID is asked for as itself; anything more carries its query.
+      const plain = "ocid" in query.secret && !query.version;
+      const bundle = plain
+        ? await deps.source.fetch(secretId)
+        : await deps.source.fetch(secretId, { secret: query.secret, version: query.version });
+      fetched.set(key, { bundle });
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);
-      fetched.set(secretId, { error: reason });
-      const paths = selected.filter((e) => e.secretId === secretId).map((e) => e.path);
+      fetched.set(key, { error: reason });
+      const paths = group.map((e) => e.path);
       log.log(
         "error",
         "fetch",
@@ -155,7 +179,7 @@ export async function sync(
   // Decide first, act second: every file's change is known before the first write.
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
   for (const entry of selected) {
-    const result = fetched.get(entry.secretId);
+    const result = fetched.get(keyOf(entry));
     if (!result || "error" in result) {
       report.failures++;
       results.set(entry, { entry, status: "failed", error: result?.error ?? "not fetched" });
@@ -163,8 +187,9 @@ export async function sync(
     }
     results.set(entry, { entry, status: "unchanged", version: result.bundle.version });
     try {
-      const change = await changeOf(entry, result.bundle, settings);
-      if (change !== "none") planned.push({ entry, bundle: result.bundle, change });
+      const bundle = contentOf(entry, result.bundle);
+      const change = await changeOf(entry, bundle, settings);
+      if (change !== "none") planned.push({ entry, bundle, change });
     } catch (error) {
       report.failures++;
       fail(entry, messageOf(error));
@@ -249,6 +274,12 @@ export async function sync(
   }
   report.results = selected.map((entry) => results.get(entry)!);
   return report;
+}
+
+/** What the entry writes: the whole secret, or one key of it (throws when it has none). */
+function contentOf(entry: Entry, bundle: SecretBundle): SecretBundle {
+  const key = entry.ref?.key;
+  return key ? { bytes: selectKey(bundle.bytes, key), version: bundle.version } : bundle;
 }
 
 /** How the file differs from the secret; checks the directories on the way, never follows links. */

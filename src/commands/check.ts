@@ -8,6 +8,7 @@ import { z } from "zod";
 import { DEFAULT_MAP, loadMap, openRecipes } from "../inputs.ts";
 import { createLogger } from "../log.ts";
 import { targetLabel } from "../plan.ts";
+import { fetchKey, referenceOf } from "../reference.ts";
 import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync check`. */
@@ -59,7 +60,8 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   if (!recipes) return 2;
   const entries = await loadMap(options, log, recipes);
   if (!entries) return 2;
-  const secrets = new Set(entries.map((e) => e.secretId)).size;
+  // What a sync fetches: one per distinct secret and version, whatever keys lines take.
+  const secrets = new Set(entries.map((e) => fetchKey(referenceOf(e)))).size;
   const targets = new Set(entries.flatMap((e) => (e.target ? [targetLabel(e.target)] : []))).size;
   log.log(
     "info",

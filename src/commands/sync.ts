@@ -5,27 +5,155 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
+import { DEFAULT_MAP } from "../inputs.ts";
 import { createLogger } from "../log.ts";
+import { isNormalizedAbsolute } from "../paths.ts";
 import { run, type RunOptions } from "../run.ts";
-import { addRunFlags, runFlagsShape, toRunOptions } from "./run_flags.ts";
-import { validateOptions } from "./usage.ts";
+import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
+import { collect, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, and how to log. */
 export interface SyncOptions extends RunOptions {
   json: boolean;
 }
 
-const syncSchema = z.object(runFlagsShape).transform((o): SyncOptions => ({
-  ...toRunOptions(o),
-  json: o.json,
-}));
+const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
+const DEFAULT_IMDS = "http://169.254.169.254/opc/v2/";
+const DEFAULT_STATE_DIR = "/run/oci-secretsync";
+
+const url = (flag: string) =>
+  z.string().refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
+    error: (issue) => `${flag} "${issue.input}" must be an http(s) URL`,
+  });
+const positiveInt = (flag: string, max: number) =>
+  z.string().regex(/^\d+$/, `${flag} must be a whole number`).transform(Number).pipe(
+    z.number().int().min(1, `${flag} must be at least 1`).max(
+      max,
+      `${flag} must be at most ${max}`,
+    ),
+  );
+
+const syncSchema = z
+  .object({
+    map: z.string().min(1, "--map must name a file"),
+    roots: rootsSchema,
+    auth: z.string().transform((s) => s.replaceAll("-", "_")).pipe(
+      z.enum(
+        AUTH_MODES,
+        `--auth must be ${AUTH_MODES.slice(0, -1).join(", ")} or ${AUTH_MODES.at(-1)}`,
+      ),
+    ),
+    ociConfig: z.string().min(1).optional(),
+    profile: z.string().min(1, "--profile must not be empty"),
+    region: z.string().regex(/^[a-z0-9-]+$/, "--region must look like us-ashburn-1").optional(),
+    endpoint: url("--endpoint").optional(),
+    imdsUrl: url("--imds-url"),
+    authEndpoint: url("--auth-endpoint").optional(),
+    runtime: z.enum(["auto", "docker", "podman"], "--runtime must be auto, docker or podman"),
+    concurrency: positiveInt("--concurrency", 64),
+    stage: z.string().transform((s) => s.toUpperCase()).refine(
+      (s) => STAGES.includes(s) || /^[1-9]\d{0,9}$/.test(s),
+      {
+        error: (issue) =>
+          `--stage "${issue.input}" must be ${STAGES.join(", ")} or a version number`,
+      },
+    ),
+    dryRun: z.boolean(),
+    json: z.boolean(),
+    timeout: positiveInt("--timeout", 3600),
+    requestTimeout: positiveInt("--request-timeout", 600),
+    maxSize: positiveInt("--max-size", 25 * 1024 * 1024),
+    stateDir: z.string().refine(
+      isNormalizedAbsolute,
+      "--state-dir must be an absolute, normalized path",
+    ),
+    lockTimeout: positiveInt("--lock-timeout", 3600),
+    recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+  })
+  .transform((o): SyncOptions => ({
+    map: o.map,
+    roots: o.roots,
+    auth: authOf(o),
+    region: o.region,
+    endpoint: o.endpoint,
+    runtime: o.runtime,
+    concurrency: o.concurrency,
+    stage: o.stage,
+    dryRun: o.dryRun,
+    json: o.json,
+    timeoutMs: o.timeout * 1000,
+    requestTimeoutMs: o.requestTimeout * 1000,
+    maxBytes: o.maxSize,
+    stateDir: o.stateDir,
+    lockTimeoutMs: o.lockTimeout * 1000,
+    recipesDir: o.recipesDir,
+  }));
+
+function authOf(
+  o: { auth: VaultAuth["mode"]; ociConfig?: string; profile: string; imdsUrl: string } & {
+    authEndpoint?: string;
+  },
+): VaultAuth {
+  switch (o.auth) {
+    case "api_key":
+    case "security_token":
+      return { mode: o.auth, configFile: o.ociConfig ?? defaultOciConfig(), profile: o.profile };
+    case "resource_principal":
+      return { mode: "resource_principal" };
+    default:
+      return { mode: "instance_principal", imdsUrl: o.imdsUrl, authEndpoint: o.authEndpoint };
+  }
+}
+
+function defaultOciConfig(): string {
+  return `${Deno.env.get("HOME") ?? ""}/.oci/config`;
+}
 
 /** Declares `sync` and its flags. */
 export function syncCommand(): Command {
-  return addRunFlags(
-    new Command("sync")
-      .description("Fetch every secret in the map, write changed files, reload their containers"),
-  );
+  return new Command("sync")
+    .description("Fetch every secret in the map, write changed files, reload their containers")
+    .option("--map <file>", "map file", DEFAULT_MAP)
+    .option(
+      "--root <dir>",
+      "directory secrets may be written in (repeatable) (default: /run/secrets)",
+      collect,
+      [],
+    )
+    .option("--auth <mode>", AUTH_MODES.join(", "), "instance_principal")
+    .option(
+      "--oci-config <file>",
+      "OCI config file for api_key and security_token (default: ~/.oci/config)",
+    )
+    .option("--profile <name>", "profile in the OCI config file", "DEFAULT")
+    .option(
+      "--region <id>",
+      "OCI region, e.g. eu-frankfurt-1 (default: from the instance or config)",
+    )
+    .option("--endpoint <url>", "Secrets service endpoint (default: from the region)")
+    .option("--imds-url <url>", "instance metadata service base URL", DEFAULT_IMDS)
+    .option(
+      "--auth-endpoint <url>",
+      "federation endpoint for instance principals (default: from the region)",
+    )
+    .option("--runtime <name>", "auto, docker or podman", "auto")
+    .option("--concurrency <n>", "secrets fetched at once", "8")
+    .option("--stage <stage>", `${STAGES.join(", ")} or a version number`, "CURRENT")
+    .option("--timeout <seconds>", "deadline for all OCI requests of the run", "45")
+    .option("--request-timeout <seconds>", "deadline for one OCI request", "10")
+    .option("--max-size <bytes>", "largest secret accepted", "65536")
+    .option(
+      "--state-dir <dir>",
+      "where the run lock and pending reloads are kept",
+      DEFAULT_STATE_DIR,
+    )
+    .option("--lock-timeout <seconds>", "how long to wait for another run to finish", "60")
+    .option(
+      "--recipes-dir <dir>",
+      "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
+    .option("--dry-run", "fetch and compare, but write and reload nothing", false)
+    .option("--json", "one JSON object per line", false);
 }
 
 /** Parses `sync` arguments into options; throws UsageError on bad input. */

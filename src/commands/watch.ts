@@ -3,127 +3,102 @@
  * `--interval`; with `--stream`, rotations arrive as OCI events on an OCI stream and sync just
  * their secret's entries within seconds (README, "Rotation events").
  *
+ * Takes every `sync` flag: `main.ts` hands this command sync's options and parser, so the two
+ * never drift and never import each other.
+ *
  * @module
  */
-import { Command } from "commander";
-import { z } from "zod";
+import { Command, type Option } from "commander";
 import { loadMap, openRecipes } from "../inputs.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { accessProblems } from "../permissions.ts";
 import { run, type RunOptions } from "../run.ts";
+import { type SecretMatcher, secretMatcher } from "../stream/events.ts";
+import {
+  addStreamFlags,
+  parseDuration,
+  parseStreamFlags,
+  STREAM_FLAGS,
+  type StreamFlags,
+} from "../stream/flags.ts";
 import { startStreamWatch } from "../stream/watch.ts";
 import { sleep } from "../vault/abort.ts";
 import { openVault, type SecretSource } from "../vault/mod.ts";
-import { addRunFlags, runFlagsShape, toRunOptions } from "./run_flags.ts";
-import { validateOptions } from "./usage.ts";
+import { UsageError } from "./usage.ts";
+
+/** A run's options as `sync` parses them. */
+export type RunFlags = RunOptions & { json: boolean };
 
 /** Parsed options of `secretsync watch`. */
-export interface WatchOptions extends RunOptions {
-  json: boolean;
+export interface WatchOptions {
+  run: RunFlags;
   /** Between full runs, in ms. */
   intervalMs: number;
   /** Absent: no stream, full runs only. */
-  stream?: {
-    streamId: string;
-    endpoint?: string;
-    pollMs: number;
-    spreadMs: number;
-    fallbackIntervalMs: number;
-    outageGraceMs: number;
-    eventTypes: string[];
-  };
+  stream?: StreamFlags;
 }
 
-const duration = (flag: string, min: number) =>
-  z.string().transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === undefined || ms < min) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${flag} "${text}" must be a duration of at least ${min} ms, like 30s, 15m, 6h`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const WATCH_FLAGS = ["--interval", ...STREAM_FLAGS];
 
-const watchSchema = z.object({
-  ...runFlagsShape,
-  interval: duration("--interval", 1000),
-  stream: z.string().regex(
-    /^ocid1\.stream\.[a-z0-9-]+\.[a-z0-9-]*\.[a-z0-9.-]+$/,
-    "--stream must be a stream OCID (ocid1.stream.…)",
-  ).optional(),
-  streamEndpoint: z.string().refine(
-    (v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
-    { error: (issue) => `--stream-endpoint "${issue.input}" must be an http(s) URL` },
-  ).optional(),
-  poll: duration("--poll", 200),
-  spread: z.string().transform((t, ctx) => {
-    const ms = parseDuration(t);
-    if (ms === undefined) {
-      ctx.addIssue({ code: "custom", message: `--spread "${t}" must be a duration like 30s` });
-      return z.NEVER;
-    }
-    return ms;
-  }),
-  fallbackInterval: duration("--fallback-interval", 1000),
-  streamOutage: duration("--stream-outage", 0),
-  eventTypes: z.string().optional(),
-}).transform((o): WatchOptions => ({
-  ...toRunOptions(o),
-  json: o.json,
-  intervalMs: o.interval,
-  stream: o.stream === undefined ? undefined : {
-    streamId: o.stream,
-    endpoint: o.streamEndpoint,
-    pollMs: o.poll,
-    spreadMs: o.spread,
-    fallbackIntervalMs: o.fallbackInterval,
-    outageGraceMs: o.streamOutage,
-    eventTypes: (o.eventTypes ?? "").split(",").map((t) => t.trim()).filter(Boolean),
-  },
-}));
-
-/** Declares `watch` and its flags. */
-export function watchCommand(): Command {
-  return addRunFlags(
+/** Declares `watch`: `--interval`, the stream flags, and sync's flags (given by the caller). */
+export function watchCommand(syncOptions: readonly Option[] = []): Command {
+  const command = addStreamFlags(
     new Command("watch")
       .description(
         "Stay running: a full sync at start and every --interval; with --stream, sync a " +
           "secret's entries when its rotation event arrives",
       )
-      .option("--interval <duration>", "time between full syncs", "6h")
-      .option("--stream <ocid>", "OCI stream receiving the vault's secret events")
-      .option(
-        "--stream-endpoint <url>",
-        "the stream's messages endpoint (default: https://streaming.<region>.oci.oraclecloud.com)",
-      )
-      .option("--poll <duration>", "time between stream reads", "30s")
-      .option("--spread <duration>", "events wait a random part of this before syncing", "30s")
-      .option(
-        "--fallback-interval <duration>",
-        "time between full syncs while the stream is unreachable",
-        "15m",
-      )
-      .option(
-        "--stream-outage <duration>",
-        "how long the stream may fail before the fallback interval applies",
-        "3m",
-      )
-      .option(
-        "--event-types <list>",
-        "comma-separated event types that trigger a sync (default: any event for a map secret)",
-      ),
+      .option("--interval <duration>", "time between full syncs (6h, 30m, 90s)", "6h"),
   );
+  for (const option of syncOptions) {
+    // A dry run in a loop would only repeat itself: `sync --dry-run` is the way.
+    if (option.long !== "--dry-run") command.addOption(option);
+  }
+  return command;
 }
 
-/** Parses `watch` arguments into options; throws UsageError on bad input. */
-export function parseWatchArgs(args: string[]): WatchOptions {
-  const command = watchCommand().exitOverride();
+/**
+ * Parses `watch` arguments: its own flags here, everything else with `parseSyncArgs` (sync's
+ * own parser). Throws UsageError on bad input.
+ */
+export function parseWatchArgs(
+  args: string[],
+  parseSyncArgs: (args: string[]) => RunFlags,
+  syncOptions: readonly Option[] = [],
+): WatchOptions {
+  const command = watchCommand(syncOptions).exitOverride();
   command.parse(args, { from: "user" });
   const raw = command.opts();
-  return validateOptions(watchSchema, { ...raw, roots: raw.root });
+  const intervalMs = parseDuration(raw.interval);
+  if (intervalMs === undefined || intervalMs < 1000) {
+    throw new UsageError(`--interval "${raw.interval}" must be a duration like 6h, 30m or 90s`);
+  }
+  let stream: StreamFlags | undefined;
+  try {
+    stream = parseStreamFlags(raw);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return { run: parseSyncArgs(withoutFlags(args, WATCH_FLAGS)), intervalMs, stream };
+}
+
+/** `args` without the named flags and their values (`--x v` and `--x=v`). */
+function withoutFlags(args: string[], flags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (flags.includes(arg)) {
+      i++; // its value
+      continue;
+    }
+    if (flags.some((flag) => arg.startsWith(`${flag}=`))) continue;
+    out.push(arg);
+  }
+  return out;
 }
 
 /**
@@ -131,16 +106,17 @@ export function parseWatchArgs(args: string[]): WatchOptions {
  * at start.
  */
 export async function runWatch(options: WatchOptions): Promise<number> {
-  const log = createLogger({ json: options.json });
-  let secretIds = await mapSecrets(options, log);
-  if (!secretIds) return 2;
+  const flags = options.run;
+  const log = createLogger({ json: flags.json });
+  let match = await mapMatcher(flags, log);
+  if (!match) return 2;
   // The vault client is opened once and reused, so run() does not check its hosts: here.
   const denied = accessProblems({
     net: [
-      options.endpoint,
+      flags.endpoint,
       options.stream?.endpoint,
-      ...(options.auth.mode === "instance_principal"
-        ? [options.auth.imdsUrl, options.auth.authEndpoint]
+      ...(flags.auth.mode === "instance_principal"
+        ? [flags.auth.imdsUrl, flags.auth.authEndpoint]
         : []),
     ].filter((url): url is string => url !== undefined),
   });
@@ -156,32 +132,32 @@ export async function runWatch(options: WatchOptions): Promise<number> {
     if (source) return source;
     try {
       source = await openVault({
-        auth: options.auth,
-        region: options.region,
-        endpoint: options.endpoint,
-        stage: options.stage,
-        timeoutMs: options.requestTimeoutMs,
-        maxBytes: options.maxBytes,
+        auth: flags.auth,
+        region: flags.region,
+        endpoint: flags.endpoint,
+        stage: flags.stage,
+        timeoutMs: flags.requestTimeoutMs,
+        maxBytes: flags.maxBytes,
       });
     } catch {
       // Deliberately ignored: run() tries again and logs the reason.
     }
     return source;
   };
+  const doRun = async (secrets?: readonly string[]): Promise<boolean> => {
+    if (secrets === undefined) match = (await mapMatcher(flags, log)) ?? match;
+    const { code } = await run(
+      { ...flags, secrets, trigger: secrets ? "watch:event" : "watch" },
+      { log, source: await vault() },
+    );
+    return code === 0 || code === 3;
+  };
+
   const stopper = new AbortController();
   const stop = () => stopper.abort();
   const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
   for (const s of signals) Deno.addSignalListener(s, stop);
   try {
-    const doRun = async (secrets?: readonly string[]): Promise<boolean> => {
-      if (secrets === undefined) secretIds = (await mapSecrets(options, log)) ?? secretIds;
-      const { code } = await run(
-        { ...options, secrets, trigger: secrets ? "event" : "watch" },
-        { log, source: await vault() },
-      );
-      return code === 0 || code === 3;
-    };
-
     if (!options.stream) {
       log.log("info", "watch", `Watching: a full sync every ${options.intervalMs / 1000} s`, {
         event: "watch_started",
@@ -207,17 +183,17 @@ export async function runWatch(options: WatchOptions): Promise<number> {
     const watch = startStreamWatch({
       streamId: s.streamId,
       endpoint: s.endpoint,
-      region: options.region,
-      auth: options.auth,
-      stateDir: options.stateDir,
+      region: flags.region,
+      auth: flags.auth,
+      stateDir: flags.stateDir,
       pollMs: s.pollMs,
       spreadMs: s.spreadMs,
       intervalMs: options.intervalMs,
       fallbackIntervalMs: s.fallbackIntervalMs,
       outageGraceMs: s.outageGraceMs,
       eventTypes: s.eventTypes,
-      requestTimeoutMs: options.requestTimeoutMs,
-    }, { log, sync: doRun, secretIds: () => secretIds! });
+      requestTimeoutMs: flags.requestTimeoutMs,
+    }, { log, sync: doRun, match: () => match! });
     stopper.signal.addEventListener("abort", () => watch.stop(), { once: true });
     await watch.done;
     return 0;
@@ -228,33 +204,10 @@ export async function runWatch(options: WatchOptions): Promise<number> {
   }
 }
 
-/** The secret OCIDs of the map, or undefined (logged) when it cannot be read. */
-async function mapSecrets(
-  options: WatchOptions,
-  log: Logger,
-): Promise<ReadonlySet<string> | undefined> {
-  const recipes = await openRecipes(options.recipesDir, log);
+/** Which map secrets an event concerns, or undefined (logged) when the map cannot be read. */
+async function mapMatcher(flags: RunFlags, log: Logger): Promise<SecretMatcher | undefined> {
+  const recipes = await openRecipes(flags.recipesDir, log);
   if (!recipes) return undefined;
-  const entries = await loadMap(options, log, recipes);
-  return entries ? new Set(entries.map((e) => e.secretId)) : undefined;
-}
-
-/**
- * Reads a duration: `6h`, `15m`, `30s`, `250ms`, `1h30m`, or bare seconds; undefined otherwise.
- */
-export function parseDuration(text: string): number | undefined {
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-  const part = /(\d+)(ms|s|m|h|d)/y;
-  let total = 0;
-  let at = 0;
-  if (text === "") return undefined;
-  while (at < text.length) {
-    part.lastIndex = at;
-    const match = part.exec(text);
-    if (!match) return undefined;
-    total += Number(match[1]) * unit[match[2]];
-    at = part.lastIndex;
-  }
-  return total;
+  const entries = await loadMap(flags, log, recipes);
+  return entries ? secretMatcher(entries) : undefined;
 }

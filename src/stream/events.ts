@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "zod";
+import type { SecretLocator } from "../vault/types.ts";
 
 /** The fields of an OCI event that the consumer reads. */
 export interface SecretEvent {
@@ -15,7 +16,48 @@ export interface SecretEvent {
   eventID: string;
   eventTime?: string;
   resourceId: string;
+  /** The secret's name, when the event carries one. */
+  resourceName?: string;
   compartmentId?: string;
+}
+
+/**
+ * Which map secrets an event is about: the run selectors (an OCID, or a name reference in its
+ * canonical form) of the entries it concerns; empty when none.
+ */
+export type SecretMatcher = (event: SecretEvent) => readonly string[];
+
+/**
+ * The matcher for a map: an entry that names its secret by OCID matches events whose
+ * `data.resourceId` is that OCID; an entry that names it by name (`name:NAME@VAULT`) matches
+ * events whose `data.resourceName` is NAME (events carry no vault OCID: a same-named secret in
+ * another vault costs one fetch and no write).
+ *
+ * @example
+ * ```ts
+ * const match = secretMatcher([
+ *   { secretId: "ocid1.vaultsecret.oc1.iad.aaaa" },
+ *   { secretId: "name:db@ocid1.vault.oc1.iad.bbbb", ref: { secret: { name: "db", vaultId: "ocid1.vault.oc1.iad.bbbb" } } },
+ * ]);
+ * match({ eventType: "t", eventID: "e", resourceId: "ocid1.vaultsecret.oc1.iad.aaaa" });
+ * // ["ocid1.vaultsecret.oc1.iad.aaaa"]
+ * ```
+ */
+export function secretMatcher(
+  entries: readonly { secretId: string; ref?: { secret: SecretLocator } }[],
+): SecretMatcher {
+  const byOcid = new Set<string>();
+  const byName = new Map<string, Set<string>>();
+  for (const entry of entries) {
+    const secret = entry.ref?.secret ?? { ocid: entry.secretId };
+    if ("ocid" in secret) byOcid.add(secret.ocid);
+    else byName.set(secret.name, (byName.get(secret.name) ?? new Set()).add(entry.secretId));
+  }
+  return (event) => {
+    const out = byOcid.has(event.resourceId) ? [event.resourceId] : [];
+    if (event.resourceName) out.push(...(byName.get(event.resourceName) ?? []));
+    return out;
+  };
 }
 
 const envelopeSchema = z.object({
@@ -24,19 +66,27 @@ const envelopeSchema = z.object({
   eventTime: z.string().optional(),
   data: z.object({
     resourceId: z.string().min(1),
-    compartmentId: z.string().optional(),
+    resourceName: z.string().optional().catch(undefined),
+    compartmentId: z.string().optional().catch(undefined),
   }),
 });
 
 /** What one message means for this host. */
 export type EventDecision =
-  | { action: "sync"; secretId: string; eventID: string; eventType: string }
+  | {
+    action: "sync";
+    /** The run selectors of the entries concerned. */
+    secrets: readonly string[];
+    resourceId: string;
+    eventID: string;
+    eventType: string;
+  }
   | { action: "ignore"; reason: "not-an-event" | "other-secret" | "event-type" | "duplicate" };
 
 /** Options for {@linkcode decideMessage}. */
 export interface DecideOptions {
-  /** The secret OCIDs in the map. */
-  secretIds: ReadonlySet<string>;
+  /** Which map secrets an event is about (see {@linkcode secretMatcher}). */
+  match: SecretMatcher;
   /** Accepted event types; empty or undefined: any. */
   eventTypes?: ReadonlySet<string>;
   /** Event IDs already acted on (a replayed or duplicated delivery). */
@@ -72,6 +122,7 @@ export function parseEvent(value: Uint8Array): SecretEvent | null {
     eventID: e.eventID,
     eventTime: e.eventTime,
     resourceId: e.data.resourceId,
+    resourceName: e.data.resourceName,
     compartmentId: e.data.compartmentId,
   };
 }
@@ -84,21 +135,24 @@ export function parseEvent(value: Uint8Array): SecretEvent | null {
  * const value = new TextEncoder().encode(JSON.stringify({
  *   eventType: "x", eventID: "e1", data: { resourceId: "ocid1.vaultsecret.oc1..a" },
  * }));
- * decideMessage(value, { secretIds: new Set(["ocid1.vaultsecret.oc1..a"]) }).action; // "sync"
- * decideMessage(value, { secretIds: new Set() }).action; // "ignore"
+ * const match = secretMatcher([{ secretId: "ocid1.vaultsecret.oc1..a" }]);
+ * decideMessage(value, { match }).action; // "sync"
+ * decideMessage(value, { match: () => [] }).action; // "ignore"
  * ```
  */
 export function decideMessage(value: Uint8Array, opts: DecideOptions): EventDecision {
   const event = parseEvent(value);
   if (!event) return { action: "ignore", reason: "not-an-event" };
-  if (!opts.secretIds.has(event.resourceId)) return { action: "ignore", reason: "other-secret" };
+  const secrets = opts.match(event);
+  if (secrets.length === 0) return { action: "ignore", reason: "other-secret" };
   if (opts.eventTypes && opts.eventTypes.size > 0 && !opts.eventTypes.has(event.eventType)) {
     return { action: "ignore", reason: "event-type" };
   }
   if (opts.seen?.has(event.eventID)) return { action: "ignore", reason: "duplicate" };
   return {
     action: "sync",
-    secretId: event.resourceId,
+    secrets,
+    resourceId: event.resourceId,
     eventID: event.eventID,
     eventType: event.eventType,
   };

@@ -7,6 +7,7 @@
  * @example
  * ```ts
  * import { createLogger } from "../log.ts";
+ * import { secretMatcher } from "./events.ts";
  * const watch = startStreamWatch({
  *   streamId: "ocid1.stream.oc1.iad.example",
  *   auth: { mode: "instance_principal" },
@@ -18,7 +19,7 @@
  * }, {
  *   log: createLogger(),
  *   sync: () => Promise.resolve(true),
- *   secretIds: () => new Set(["ocid1.vaultsecret.oc1.iad.example"]),
+ *   match: () => secretMatcher([{ secretId: "ocid1.vaultsecret.oc1.iad.example" }]),
  * });
  * Deno.addSignalListener("SIGTERM", () => watch.stop());
  * await watch.done;
@@ -31,6 +32,7 @@ import type { VaultAuth } from "../vault/types.ts";
 import { sleep } from "../vault/abort.ts";
 import { atomicWrite } from "../write.ts";
 import { openStreamReader, type StreamReader } from "./client.ts";
+import type { SecretMatcher } from "./events.ts";
 import { readOffset, writeOffset } from "./offset.ts";
 import { type StreamStatus, StreamWatcher } from "./watcher.ts";
 
@@ -63,8 +65,8 @@ export interface StreamWatchHooks {
   log: Logger;
   /** A whole run of these secrets (all when undefined); true when every entry is in line. */
   sync(secrets?: readonly string[]): Promise<boolean>;
-  /** The secret OCIDs in the map. */
-  secretIds(): ReadonlySet<string>;
+  /** Which map secrets an event is about (`secretMatcher(entries)` of the map as it is now). */
+  match(): SecretMatcher;
   /** @default openStreamReader with the options' auth and endpoint */
   openReader?(): Promise<StreamReader>;
   /** @default Date.now */
@@ -101,7 +103,7 @@ export function startStreamWatch(opts: StreamWatchOptions, hooks: StreamWatchHoo
         timeoutMs: opts.requestTimeoutMs,
       })),
     sync: hooks.sync,
-    secretIds: hooks.secretIds,
+    match: hooks.match,
     loadOffset: async () => {
       const { saved, warning } = await readOffset(opts.stateDir);
       if (warning) hooks.log.log("warn", "state", warning, { event: "stream_offset_corrupt" });

@@ -17,7 +17,7 @@
 import type { Logger } from "../log.ts";
 import type { CursorStart, StreamReader } from "./client.ts";
 import { StreamError } from "./client.ts";
-import { decideMessage, RecentIds } from "./events.ts";
+import { decideMessage, RecentIds, type SecretMatcher } from "./events.ts";
 import { planStart, type SavedOffset } from "./offset.ts";
 import {
   inFallback,
@@ -37,8 +37,8 @@ export interface StreamWatcherDeps {
    * every entry is in line (the offset may then move past the events).
    */
   sync(secrets?: readonly string[]): Promise<boolean>;
-  /** The secret OCIDs in the map now. */
-  secretIds(): ReadonlySet<string>;
+  /** Which map secrets an event is about, for the map as it is now. */
+  match(): SecretMatcher;
   loadOffset(): Promise<SavedOffset | null>;
   saveOffset(saved: SavedOffset): Promise<void>;
   now(): number;
@@ -322,12 +322,12 @@ export class StreamWatcher {
     this.#succeeded();
     this.#cursor = batch.nextCursor;
     this.#lastReadAt = d.now();
-    const secretIds = d.secretIds();
+    const match = d.match();
     for (const message of batch.messages) {
       this.#readOffset = message.offset;
       if (Number.isFinite(message.timestamp)) this.#readLagMs = now - message.timestamp;
       const decision = decideMessage(message.value, {
-        secretIds,
+        match,
         eventTypes: this.#s.eventTypes,
         seen: this.#seen,
       });
@@ -337,17 +337,22 @@ export class StreamWatcher {
         continue;
       }
       this.#counts.events++;
-      const ids = this.#pending.get(decision.secretId) ?? [];
-      if (ids.includes(decision.eventID)) {
+      let fresh = false;
+      for (const secret of decision.secrets) {
+        const ids = this.#pending.get(secret) ?? [];
+        if (ids.includes(decision.eventID)) continue;
+        fresh = true;
+        this.#pending.set(secret, [...ids, decision.eventID]);
+      }
+      if (!fresh) {
         this.#counts.duplicates++;
         continue;
       }
-      this.#pending.set(decision.secretId, [...ids, decision.eventID]);
       d.log.log(
         "info",
         "stream",
-        `Event ${decision.eventType} for ${decision.secretId} at offset ${message.offset}`,
-        { event: "stream_event", secretId: decision.secretId, offset: message.offset },
+        `Event ${decision.eventType} for ${decision.resourceId} at offset ${message.offset}`,
+        { event: "stream_event", secretId: decision.resourceId, offset: message.offset },
       );
     }
     if (this.#pending.size > 0 && this.#applyAt === undefined) {

@@ -1,5 +1,6 @@
 /**
- * Authentication providers: instance principal (IMDS + federation) or API key (config file).
+ * Authentication providers: instance principal (IMDS + federation), API key (config file),
+ * session token (config file) or resource principal (environment); see session.ts.
  *
  * @module
  */
@@ -8,6 +9,7 @@ import { Aborted, raceAbort, timeoutSignal } from "./abort.ts";
 import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import type { Sdk } from "./sdk.ts";
+import { readResourcePrincipal, readSecurityToken, RP_ENV, sessionProvider } from "./session.ts";
 import type { VaultAuth } from "./types.ts";
 
 /** The default IMDS v2 base URL. */
@@ -22,6 +24,28 @@ export interface Authenticated {
   imdsRegion?: (signal: AbortSignal) => Promise<string>;
   /** Shuts down the SDK's circuit breakers (their timers). */
   dispose(): void;
+  /** Advice added to an HTTP 401 (session tokens: how to get a fresh one). */
+  on401?: string;
+}
+
+/**
+ * The files an auth mode will read that are known before it starts, for a permission check
+ * ahead of the run (the key and token files a config names are checked when read).
+ */
+export function credentialFiles(
+  auth: VaultAuth,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string[] {
+  if ((auth.mode === "api_key" || auth.mode === "security_token") && auth.configFile) {
+    return [auth.configFile];
+  }
+  if (auth.mode === "resource_principal") {
+    // Values that are absolute paths are files (see session.ts).
+    return [RP_ENV.rpst, RP_ENV.privatePem, RP_ENV.passphrase]
+      .map((name) => (auth.env ?? env)(name)?.trim() ?? "")
+      .filter((value) => value.startsWith("/"));
+  }
+  return [];
 }
 
 /** The SDK and limits for the authentication phase. */
@@ -42,9 +66,32 @@ export interface AuthLimits {
  */
 export async function authenticate(auth: VaultAuth, limits: AuthLimits): Promise<Authenticated> {
   const { sdk } = limits;
-  return auth.mode === "api_key"
-    ? apiKey(sdk, auth.configFile, auth.profile ?? "DEFAULT", limits.region)
-    : await instancePrincipal(sdk, auth.imdsUrl ?? DEFAULT_IMDS_URL, auth.authEndpoint, limits);
+  switch (auth.mode) {
+    case "api_key":
+      return apiKey(sdk, auth.configFile, auth.profile ?? "DEFAULT", limits.region);
+    case "security_token": {
+      const file = auth.configFile ?? `${Deno.env.get("HOME") ?? ""}/.oci/config`;
+      return session(readSecurityToken(sdk, file, auth.profile ?? "DEFAULT"));
+    }
+    case "resource_principal":
+      return session(readResourcePrincipal(auth.env ?? ((name) => Deno.env.get(name))));
+    default:
+      return await instancePrincipal(
+        sdk,
+        auth.imdsUrl ?? DEFAULT_IMDS_URL,
+        auth.authEndpoint,
+        limits,
+      );
+  }
+}
+
+function session(credentials: ReturnType<typeof readSecurityToken>): Authenticated {
+  return {
+    provider: sessionProvider(credentials),
+    regionId: credentials.regionId,
+    on401: credentials.on401,
+    dispose() {},
+  };
 }
 
 function apiKey(

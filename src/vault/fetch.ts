@@ -13,10 +13,9 @@ import { describeNetworkError, oneLine } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import type { Attempt, AttemptHttpClient } from "./http.ts";
 import { backoffDelayMs, type BackoffPolicy, isRetryableStatus } from "./retry.ts";
-import type { SecretBundle } from "./types.ts";
+import type { SecretBundle, SecretQuery, Selector } from "./types.ts";
 
-/** A stage name or a version number, as the service takes them. */
-export type Selector = { stage: string } | { versionNumber: number };
+export type { Selector };
 
 /** Everything one fetch needs; built once by `openVault`. */
 export interface FetchContext {
@@ -33,6 +32,8 @@ export interface FetchContext {
   deadline?: AbortSignal;
   /** Fires on `close()`. */
   closed: AbortSignal;
+  /** Advice appended to a 401 (e.g. how to refresh an expired session token). */
+  on401?: string;
 }
 
 /** One failed attempt, classified. */
@@ -46,7 +47,12 @@ interface Failure {
 }
 
 /** Fetches and decodes one secret. Rejects with `VaultError`. */
-export async function fetchBundle(ctx: FetchContext, secretId: string): Promise<SecretBundle> {
+export async function fetchBundle(
+  ctx: FetchContext,
+  secretId: string,
+  secretQuery?: SecretQuery,
+): Promise<SecretBundle> {
+  const query: SecretQuery = secretQuery ?? { secret: { ocid: secretId } };
   const fail = (f: Failure, tries: number): VaultError => {
     const after = tries > 1 ? ` (${tries} attempts)` : "";
     return new VaultError(`Cannot fetch secret "${secretId}": ${f.reason}${after}`, {
@@ -57,7 +63,8 @@ export async function fetchBundle(ctx: FetchContext, secretId: string): Promise<
       retryable: f.retryable,
     });
   };
-  if (typeof secretId !== "string" || secretId.trim() === "") {
+  const empty = "ocid" in query.secret ? query.secret.ocid : query.secret.name;
+  if (typeof empty !== "string" || empty.trim() === "") {
     throw fail({ reason: "the secret OCID is empty", retryable: false }, 0);
   }
 
@@ -68,7 +75,7 @@ export async function fetchBundle(ctx: FetchContext, secretId: string): Promise<
     if (stop) throw fail(stop, tries);
     tries++;
     try {
-      return await attemptOnce(ctx, secretId);
+      return await attemptOnce(ctx, query);
     } catch (e) {
       last = e as Failure;
     }
@@ -96,7 +103,7 @@ function stopReason(ctx: FetchContext, last: Failure | undefined): Failure | und
   return undefined;
 }
 
-async function attemptOnce(ctx: FetchContext, secretId: string): Promise<SecretBundle> {
+async function attemptOnce(ctx: FetchContext, query: SecretQuery): Promise<SecretBundle> {
   // Our own opc-request-id: it binds the SDK's request to this attempt's signal (see http.ts)
   // and is what OCI support asks for.
   const requestId = `secretsync-${crypto.randomUUID()}`;
@@ -106,24 +113,51 @@ async function attemptOnce(ctx: FetchContext, secretId: string): Promise<SecretB
   const signal = AbortSignal.any(signals);
   const attempt = ctx.http.begin(requestId, signal);
   try {
-    const call = ctx.client.getSecretBundle({
-      secretId,
-      ...("versionNumber" in ctx.selector
-        ? { versionNumber: ctx.selector.versionNumber }
-        : { stage: ctx.selector.stage as never }),
+    const selector = query.version ?? ctx.selector;
+    const common = {
+      ...("versionNumber" in selector
+        ? { versionNumber: selector.versionNumber }
+        : { stage: selector.stage as never }),
       opcRequestId: requestId,
       retryConfiguration: ctx.noRetry,
-    });
+    };
+    const { secret } = query;
+    const call = "ocid" in secret
+      ? ctx.client.getSecretBundle({ secretId: secret.ocid, ...common })
+      : ctx.client.getSecretBundleByName({
+        secretName: secret.name,
+        vaultId: secret.vaultId,
+        ...common,
+      });
     // Racing matters beyond the fetch signal: signing may refresh the session token, and the
     // SDK's token and IMDS requests cannot be cancelled.
     const res = await raceAbort(call, signal);
-    return decodeBundle(res.secretBundle as RawBundle, { maxBytes: ctx.maxBytes, secretId });
+    return decodeBundle(res.secretBundle as RawBundle, {
+      maxBytes: ctx.maxBytes,
+      // By name, the OCID is learnt from the answer.
+      secretId: "ocid" in secret ? secret.ocid : undefined,
+    });
   } catch (e) {
-    throw classify(e, attempt, ctx, timer.signal, requestId);
+    const failure = classify(e, attempt, ctx, timer.signal, requestId);
+    throw explainFailure(failure, query, ctx);
   } finally {
     timer.clear();
     ctx.http.end(requestId);
   }
+}
+
+/** Adds what a status means for this kind of query and credential. */
+function explainFailure(f: Failure, query: SecretQuery, ctx: FetchContext): Failure {
+  const { secret } = query;
+  if (f.status === 404 && !("ocid" in secret)) {
+    return {
+      ...f,
+      reason: `no secret named "${secret.name}" in vault ${secret.vaultId} ` +
+        `(or no permission to read it): ${f.reason}`,
+    };
+  }
+  if (f.status === 401 && ctx.on401) return { ...f, reason: `${f.reason}; ${ctx.on401}` };
+  return f;
 }
 
 function classify(

@@ -17,7 +17,17 @@
  *
  * @module
  */
-export type { SecretBundle, SecretSource, VaultAuth, VaultOptions } from "./types.ts";
+export type {
+  SecretBundle,
+  SecretLocator,
+  SecretQuery,
+  SecretSource,
+  Selector,
+  VaultAuth,
+  VaultOptions,
+} from "./types.ts";
+export { AUTH_MODES } from "./types.ts";
+export { credentialFiles } from "./auth.ts";
 export { VaultError, type VaultErrorDetails } from "./error.ts";
 export { openVault, parseStage } from "./open.ts";
 export {

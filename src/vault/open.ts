@@ -10,7 +10,7 @@ import { fetchBundle, type FetchContext, type Selector } from "./fetch.ts";
 import { AttemptHttpClient } from "./http.ts";
 import { DEFAULT_BACKOFF } from "./retry.ts";
 import { loadSdk } from "./sdk.ts";
-import type { SecretSource, VaultOptions } from "./types.ts";
+import { AUTH_MODES, type SecretSource, type VaultOptions } from "./types.ts";
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
 
@@ -38,7 +38,8 @@ export function parseStage(stage: string): Selector {
  * (429, 5xx, network errors and timeouts only), each bounded by `timeoutMs`, all bounded by
  * `signal`. The SDK prints nothing to the terminal (see sdk.ts).
  *
- * Requires `--allow-net`, `--allow-env`, and `--allow-read` (api_key: the config and key files).
+ * Requires `--allow-net`, `--allow-env`, and `--allow-read` (api_key, security_token: the config,
+ * key and token files; resource_principal: the files its variables name).
  *
  * @throws {RangeError} for invalid options (stage, attempts, timeoutMs, maxBytes).
  * @throws {VaultError} (secretId "") when authentication fails or no region can be found.
@@ -59,8 +60,8 @@ export function parseStage(stage: string): Selector {
  */
 export async function openVault(opts: VaultOptions): Promise<SecretSource> {
   const mode = (opts.auth as { mode?: unknown } | undefined)?.mode;
-  if (mode !== "instance_principal" && mode !== "api_key") {
-    throw new RangeError(`Invalid auth mode "${mode}": expected instance_principal or api_key`);
+  if (!(AUTH_MODES as readonly unknown[]).includes(mode)) {
+    throw new RangeError(`Invalid auth mode "${mode}": expected ${AUTH_MODES.join(", ")}`);
   }
   const selector = parseStage(opts.stage);
   const attempts = positiveInt("attempts", opts.attempts ?? 3);
@@ -127,9 +128,10 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
       backoff: DEFAULT_BACKOFF,
       deadline,
       closed: closer.signal,
+      on401: auth.on401,
     };
     return {
-      fetch: (secretId) => fetchBundle(ctx, secretId),
+      fetch: (secretId, query) => fetchBundle(ctx, secretId, query),
       close() {
         if (closer.signal.aborted) return;
         closer.abort();

@@ -12,13 +12,28 @@ export interface SecretBundle {
   version: number;
 }
 
+/** A stage name or a version number, as the service takes them. */
+export type Selector = { stage: string } | { versionNumber: number };
+
+/** Which secret: by OCID, or by name within a vault (GetSecretBundleByName). */
+export type SecretLocator = { ocid: string } | { name: string; vaultId: string };
+
+/** One secret, and optionally the version to fetch instead of the configured stage. */
+export interface SecretQuery {
+  secret: SecretLocator;
+  /** @default the `stage` given to `openVault` */
+  version?: Selector;
+}
+
 /** Where secrets come from. `fetch` may be called concurrently. */
 export interface SecretSource {
   /**
-   * Fetches the configured stage (or version) of one secret.
+   * Fetches one secret: the configured stage of the secret OCID `secretId`; or, with `query`,
+   * the secret the query names (by OCID or by name) at its own stage or version, with
+   * `secretId` naming it in messages (e.g. the map reference `name:db@ocid1.vault…`).
    * Rejects with a `VaultError` naming the secret and the reason, never the content.
    */
-  fetch(secretId: string): Promise<SecretBundle>;
+  fetch(secretId: string, query?: SecretQuery): Promise<SecretBundle>;
   /** Abandons in-flight requests and releases the SDK's timers. Idempotent. */
   close(): void;
 }
@@ -38,7 +53,29 @@ export type VaultAuth =
     configFile?: string;
     /** Profile in the config file. @default "DEFAULT" */
     profile?: string;
+  }
+  | {
+    /** A profile with `security_token_file` and `key_file` (`oci session authenticate`). */
+    mode: "security_token";
+    /** OCI config file. @default "~/.oci/config" */
+    configFile?: string;
+    /** Profile in the config file. @default "DEFAULT" */
+    profile?: string;
+  }
+  | {
+    /** The `OCI_RESOURCE_PRINCIPAL_*` environment, version 2.2. */
+    mode: "resource_principal";
+    /** Where the variables come from. @default Deno.env.get */
+    env?: (name: string) => string | undefined;
   };
+
+/** Every auth mode, for validation and help text. */
+export const AUTH_MODES = [
+  "instance_principal",
+  "api_key",
+  "security_token",
+  "resource_principal",
+] as const;
 
 /** Options for `openVault`. */
 export interface VaultOptions {

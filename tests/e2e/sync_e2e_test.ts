@@ -246,7 +246,10 @@ Deno.test("usage errors exit 2 with a message, help and version exit 0", async (
     const [args, pattern] of [
       [["sync", "--concurrency", "0"], /--concurrency must be at least 1/],
       [["sync", "--stage", "NEWEST"], /--stage "NEWEST" must be/],
-      [["sync", "--auth", "password"], /--auth must be instance_principal or api_key/],
+      [
+        ["sync", "--auth", "password"],
+        /--auth must be instance_principal, api_key, security_token or resource_principal/,
+      ],
       [["sync", "--root", "relative/dir"], /--root "relative\/dir" must be an absolute/],
       [["sync", "--bogus"], /unknown option '--bogus'/],
       [["frobnicate"], /unknown command 'frobnicate'/],

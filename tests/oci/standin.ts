@@ -36,7 +36,13 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { createHmac, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
+import {
+  createHmac,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  timingSafeEqual,
+} from "node:crypto";
 import { type RawRequest, type Reply, serveRaw } from "./_http.ts";
 import { getPki, type Pki } from "./_pki.ts";
 import { contentSha256, parseAuthorization, signingString, verifyRsaSha256 } from "./_signature.ts";
@@ -142,6 +148,30 @@ export interface SetSecretOptions {
   stage?: "CURRENT" | "PENDING";
 }
 
+/** Options for the session-token credentials the stand-in issues directly. */
+export interface SessionTokenOptions {
+  /** Token lifetime; negative for a token that has already expired. @default tokenTtlSeconds */
+  ttlSeconds?: number;
+  /** Encrypt the private key with this passphrase. */
+  passphrase?: string;
+}
+
+/** What `writeSecurityTokenConfig` wrote. */
+export interface SecurityTokenFiles {
+  configFile: string;
+  profile: string;
+  tokenFile: string;
+  keyFile: string;
+}
+
+/** Options for `resourcePrincipalEnv`. */
+export interface ResourcePrincipalOptions extends SessionTokenOptions {
+  /** Write the token, key (and passphrase) to files in this directory and give their paths. */
+  filesIn?: string;
+  /** OCI_RESOURCE_PRINCIPAL_REGION. @default the stand-in's region */
+  region?: string;
+}
+
 /** A running stand-in. */
 export interface OciStandIn {
   /** Base URL, `http://127.0.0.1:PORT`. */
@@ -165,6 +195,26 @@ export interface OciStandIn {
   writeApiKeyConfig(dir: string): Promise<{ configFile: string; profile: string }>;
   /** The API key's keyId and PEM, for tests that sign requests themselves. */
   apiKey(): { keyId: string; privateKeyPem: string };
+  /**
+   * Issues a session token (JWT) for a fresh RSA key, as `oci session authenticate` or a
+   * resource principal platform would: requests signed with that key and keyId `ST$<token>`
+   * verify until the token expires.
+   */
+  issueSessionToken(
+    opts?: SessionTokenOptions & { ptype?: "user" | "resource" },
+  ): { token: string; privateKeyPem: string };
+  /**
+   * Writes an OCI config profile with `security_token_file` and `key_file` (and `pass_phrase`
+   * when the key is encrypted), as `oci session authenticate` does; returns the paths.
+   */
+  writeSecurityTokenConfig(dir: string, opts?: SessionTokenOptions): Promise<SecurityTokenFiles>;
+  /** The `OCI_RESOURCE_PRINCIPAL_*` variables (version 2.2) of a freshly issued token. */
+  resourcePrincipalEnv(opts?: ResourcePrincipalOptions): Promise<Record<string, string>>;
+  /**
+   * Makes every issued session token expired as far as the service is concerned, while the
+   * tokens' own `exp` claims still lie ahead (a token revoked or expired early).
+   */
+  expireSessionTokens(): void;
   /** Adds a version; returns its version number. */
   setSecret(id: string, value: Uint8Array | string, opts?: SetSecretOptions): number;
   fault(match: FaultMatch, fault: Fault): void;
@@ -323,6 +373,64 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
       return { configFile, profile: "DEFAULT" };
     },
     apiKey: () => ({ keyId: apiKeyId, privateKeyPem: pki.apiKeyPem }),
+    issueSessionToken: (o = {}) => issueForNewKey(ctx, o),
+    async writeSecurityTokenConfig(dir, o = {}) {
+      const { token, privateKeyPem } = issueForNewKey(ctx, { ...o, ptype: "user" });
+      const profile = "SESSION";
+      const tokenFile = `${dir}/sessions/${profile}/token`;
+      const keyFile = `${dir}/sessions/${profile}/oci_api_key.pem`;
+      const configFile = `${dir}/oci_session_config`;
+      await Deno.mkdir(`${dir}/sessions/${profile}`, { recursive: true, mode: 0o700 });
+      await Deno.writeTextFile(tokenFile, token, { mode: 0o600 });
+      await Deno.writeTextFile(keyFile, privateKeyPem, { mode: 0o600 });
+      await Deno.writeTextFile(
+        configFile,
+        [
+          "[DEFAULT]",
+          `region=${region}`,
+          "",
+          `[${profile}]`,
+          `fingerprint=00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff`,
+          `key_file=${keyFile}`,
+          `tenancy=${tenancyId}`,
+          `region=${region}`,
+          `security_token_file=${tokenFile}`,
+          ...(o.passphrase ? [`pass_phrase=${o.passphrase}`] : []),
+          "",
+        ].join("\n"),
+        { mode: 0o600 },
+      );
+      return { configFile, profile, tokenFile, keyFile };
+    },
+    async resourcePrincipalEnv(o = {}) {
+      const { token, privateKeyPem } = issueForNewKey(ctx, { ...o, ptype: "resource" });
+      const env: Record<string, string> = {
+        OCI_RESOURCE_PRINCIPAL_VERSION: "2.2",
+        OCI_RESOURCE_PRINCIPAL_REGION: o.region ?? region,
+      };
+      if (o.filesIn) {
+        const write = async (name: string, text: string) => {
+          await Deno.writeTextFile(`${o.filesIn}/${name}`, text, { mode: 0o600 });
+          return `${o.filesIn}/${name}`;
+        };
+        env.OCI_RESOURCE_PRINCIPAL_RPST = await write("rpst", token);
+        env.OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM = await write("private.pem", privateKeyPem);
+        if (o.passphrase) {
+          env.OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE = await write(
+            "passphrase",
+            o.passphrase,
+          );
+        }
+      } else {
+        env.OCI_RESOURCE_PRINCIPAL_RPST = token;
+        env.OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM = privateKeyPem;
+        if (o.passphrase) env.OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE = o.passphrase;
+      }
+      return env;
+    },
+    expireSessionTokens() {
+      for (const issued of tokens.values()) issued.exp = Math.floor(Date.now() / 1000) - 1;
+    },
     setSecret(id, value, o = {}) {
       const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value.slice();
       let s = secrets.get(id);
@@ -698,14 +806,29 @@ function federation(ctx: HandlerContext, req: RawRequest, requestId: string): Re
   } catch {
     return ociError(400, "InvalidParameter", "publicKey is not a base64 SPKI key", requestId);
   }
+  const token = mintToken(ctx, sessionKey, { ptype: "instance", ttlSeconds: ctx.tokenTtl });
+  return {
+    kind: "response",
+    status: 200,
+    headers: { "content-type": "application/json", "opc-request-id": requestId },
+    body: JSON.stringify({ token }),
+  };
+}
+
+/** Signs a session token for `sessionKey` and records it as issued here. */
+function mintToken(
+  ctx: HandlerContext,
+  sessionKey: KeyObject,
+  opts: { ptype: string; ttlSeconds: number },
+): string {
   const now = Math.floor(Date.now() / 1000);
-  const exp = now + ctx.tokenTtl;
+  const exp = now + opts.ttlSeconds;
   const jwk = sessionKey.export({ format: "jwk" }) as { n: string; e: string };
   const claims = {
     sub: INSTANCE_ID,
     iss: "authService.oracle.com",
     aud: "oci",
-    ptype: "instance",
+    ptype: opts.ptype,
     ttype: "x509",
     tenant: ctx.tenancyId,
     "opc-tenant": ctx.tenancyId,
@@ -736,12 +859,25 @@ function federation(ctx: HandlerContext, req: RawRequest, requestId: string): Re
     new Uint8Array(mac).toBase64({ alphabet: "base64url", omitPadding: true })
   }`;
   ctx.tokens.set(token, { sessionKey, exp });
-  return {
-    kind: "response",
-    status: 200,
-    headers: { "content-type": "application/json", "opc-request-id": requestId },
-    body: JSON.stringify({ token }),
-  };
+  return token;
+}
+
+/** A fresh RSA key pair and a session token issued for it. */
+function issueForNewKey(
+  ctx: HandlerContext,
+  opts: SessionTokenOptions & { ptype?: string },
+): { token: string; privateKeyPem: string } {
+  const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const privateKeyPem = privateKey.export(
+    opts.passphrase
+      ? { format: "pem", type: "pkcs1", cipher: "aes-128-cbc", passphrase: opts.passphrase }
+      : { format: "pem", type: "pkcs8" },
+  ) as string;
+  const token = mintToken(ctx, publicKey, {
+    ptype: opts.ptype ?? "user",
+    ttlSeconds: opts.ttlSeconds ?? ctx.tokenTtl,
+  });
+  return { token, privateKeyPem };
 }
 
 function secretBundle(

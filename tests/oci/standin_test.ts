@@ -255,3 +255,47 @@ Deno.test("close() ends hung requests", async () => {
   await pending;
   assert.ok(Date.now() - started < 1000);
 });
+
+Deno.test("issueSessionToken(): ST$<token> verifies only with its key, and only until it expires", async (t) => {
+  const oci = await startOciStandIn();
+  try {
+    oci.setSecret(SECRET_ID, "value-one");
+    const url = `${oci.secretsEndpoint}/20190301/secretbundles/${SECRET_ID}`;
+    const get = (keyId: string, privateKey: string) =>
+      status(fetch(url, { headers: signRequest("GET", url, null, { keyId, privateKey }) }));
+    const { token, privateKeyPem } = oci.issueSessionToken();
+
+    await t.step("signed with the session key: answered", async () => {
+      assert.equal((await get(`ST$${token}`, privateKeyPem)).status, 200);
+    });
+    await t.step("the token with another key: 401", async () => {
+      const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey
+        .export({ format: "pem", type: "pkcs8" }) as string;
+      const r = await get(`ST$${token}`, other);
+      assert.equal(r.status, 401);
+      assert.equal(JSON.parse(r.body).code, "NotAuthenticated");
+      assert.match(oci.rejections.at(-1)!, /signature does not verify/);
+    });
+    await t.step("a token the stand-in did not issue: 401", async () => {
+      const [h, c] = token.split(".");
+      const r = await get(`ST$${h}.${c}.${"A".repeat(43)}`, privateKeyPem);
+      assert.equal(r.status, 401);
+      assert.match(oci.rejections.at(-1)!, /not issued here/);
+    });
+    await t.step(
+      "an expired token (by its exp claim, or expired early): 401 NotAuthenticated",
+      async () => {
+        const old = oci.issueSessionToken({ ttlSeconds: -1 });
+        assert.equal((await get(`ST$${old.token}`, old.privateKeyPem)).status, 401);
+        assert.match(oci.rejections.at(-1)!, /session token expired/);
+        oci.expireSessionTokens();
+        const r = await get(`ST$${token}`, privateKeyPem);
+        assert.equal(r.status, 401);
+        assert.equal(JSON.parse(r.body).code, "NotAuthenticated");
+        assert.match(oci.rejections.at(-1)!, /session token expired/);
+      },
+    );
+  } finally {
+    await oci.close();
+  }
+});

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 const assertEquals = <T>(a: T, b: T, msg = "") => assert.deepStrictEqual(a, b, msg);
 import type { CursorStart, MessageBatch, StreamReader } from "../../src/stream/client.ts";
 import { StreamError } from "../../src/stream/client.ts";
-import { decideMessage, RecentIds } from "../../src/stream/events.ts";
+import { decideMessage, RecentIds, secretMatcher } from "../../src/stream/events.ts";
 import { planStart, type SavedOffset } from "../../src/stream/offset.ts";
 import {
   nextFullSyncAt,
@@ -31,43 +31,68 @@ function event(secretId: string, eventID: string = crypto.randomUUID(), eventTyp
 }
 
 Deno.test("decideMessage() syncs only map secrets, of the accepted types, once", () => {
-  const secretIds = new Set([A]);
-  assertEquals(decideMessage(event(A, "e1"), { secretIds }), {
+  const match = secretMatcher([{ secretId: A }]);
+  assertEquals(decideMessage(event(A, "e1"), { match }), {
     action: "sync",
-    secretId: A,
+    secrets: [A],
+    resourceId: A,
     eventID: "e1",
     eventType: "t.rotate",
   });
-  assertEquals(decideMessage(event(OTHER), { secretIds }), {
+  assertEquals(decideMessage(event(OTHER), { match }), {
     action: "ignore",
     reason: "other-secret",
   });
-  assertEquals(decideMessage(new TextEncoder().encode("not json"), { secretIds }).action, "ignore");
+  assertEquals(decideMessage(new TextEncoder().encode("not json"), { match }).action, "ignore");
   assertEquals(
-    decideMessage(new Uint8Array([0xff, 0xfe]), { secretIds }),
+    decideMessage(new Uint8Array([0xff, 0xfe]), { match }),
     { action: "ignore", reason: "not-an-event" },
   );
   assertEquals(
     decideMessage(new TextEncoder().encode('{"eventType":"x","eventID":"y","data":{}}'), {
-      secretIds,
+      match,
     }),
     { action: "ignore", reason: "not-an-event" },
   );
   const eventTypes = new Set(["t.create"]);
-  assertEquals(decideMessage(event(A), { secretIds, eventTypes }), {
+  assertEquals(decideMessage(event(A), { match, eventTypes }), {
     action: "ignore",
     reason: "event-type",
   });
-  assertEquals(decideMessage(event(A, "e", "t.create"), { secretIds, eventTypes }).action, "sync");
+  assertEquals(decideMessage(event(A, "e", "t.create"), { match, eventTypes }).action, "sync");
   const seen = new RecentIds(2);
   seen.add("e1");
-  assertEquals(decideMessage(event(A, "e1"), { secretIds, seen }), {
+  assertEquals(decideMessage(event(A, "e1"), { match, seen }), {
     action: "ignore",
     reason: "duplicate",
   });
   seen.add("e2");
   seen.add("e3");
   assert(!seen.has("e1"), "RecentIds forgets the oldest beyond its capacity");
+});
+
+Deno.test("secretMatcher() matches OCID entries by resourceId and name entries by resourceName", () => {
+  const ref = "name:db@ocid1.vault.oc1.iad.vvvv";
+  const match = secretMatcher([
+    { secretId: A },
+    { secretId: `${A}#password` },
+    { secretId: ref, ref: { secret: { name: "db", vaultId: "ocid1.vault.oc1.iad.vvvv" } } },
+  ]);
+  const ev = (resourceId: string, resourceName?: string) => ({
+    eventType: "t",
+    eventID: "e",
+    resourceId,
+    resourceName,
+  });
+  assertEquals(match(ev(A)), [A], "one selector for every entry of that OCID");
+  assertEquals(match(ev("ocid1.vaultsecret.oc1.iad.dbdb", "db")), [ref]);
+  assertEquals(match(ev(OTHER, "other")), []);
+  const named = new TextEncoder().encode(JSON.stringify({
+    eventType: "t",
+    eventID: "n1",
+    data: { resourceId: "ocid1.vaultsecret.oc1.iad.dbdb", resourceName: "db" },
+  }));
+  assertEquals(decideMessage(named, { match }).action, "sync");
 });
 
 Deno.test("planStart() resumes after a saved offset of the same stream, else LATEST + sync", () => {
@@ -185,7 +210,7 @@ function harness(opts: { saved?: SavedOffset | null; syncOk?: () => boolean } = 
       syncs.push(secrets);
       return Promise.resolve(opts.syncOk?.() ?? true);
     },
-    secretIds: () => new Set([A, B]),
+    match: () => secretMatcher([{ secretId: A }, { secretId: B }]),
     loadOffset: () => Promise.resolve(saved),
     saveOffset: (s) => {
       saves.push(s.offset);
@@ -321,7 +346,7 @@ Deno.test('StreamWatcher saves partition "0" when the partition option is given 
   const watcher = new StreamWatcher({
     openReader: () => Promise.resolve(stream.reader()),
     sync: () => Promise.resolve(true),
-    secretIds: () => new Set([A]),
+    match: () => secretMatcher([{ secretId: A }]),
     loadOffset: () => Promise.resolve({ streamId: STREAM, partition: "0", offset: 0, savedAt: "" }),
     saveOffset: (s) => {
       saves.push(s);
