@@ -180,3 +180,29 @@ export function startStreamWatch(opts: StreamWatchOptions, hooks: StreamWatchHoo
     done,
   };
 }
+
+/**
+ * Reads what a running (or the last) `watch --stream` wrote for `status`: undefined when no
+ * stream watch ever ran here, `warning` when the file is unreadable or damaged.
+ */
+export async function readStreamStatus(
+  stateDir: string,
+): Promise<{ status?: StreamStatus & { writtenAt: string }; warning?: string }> {
+  const path = streamStatusFile(stateDir);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    return { warning: `Cannot read ${path}: ${e instanceof Error ? e.message : e}` };
+  }
+  try {
+    const { version, ...status } = JSON.parse(text);
+    if (version !== 1 || typeof status.streamId !== "string" || typeof status.state !== "string") {
+      throw new Error("unexpected fields");
+    }
+    return { status };
+  } catch {
+    return { warning: `Ignoring damaged ${path}` };
+  }
+}
