@@ -167,7 +167,8 @@ export function startStreamWatch(opts: StreamWatchOptions, hooks: StreamWatchHoo
         }
         await writeStatus();
         if (stopper.signal.aborted) break;
-        await sleep(Math.max(0, wakeAt - now()), stopper.signal);
+        // setTimeout's longest delay; a longer wait is taken in steps.
+        await sleep(Math.min(Math.max(0, wakeAt - now()), 2 ** 31 - 1), stopper.signal);
       }
     } finally {
       watcher.close();
