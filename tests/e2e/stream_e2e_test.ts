@@ -155,15 +155,23 @@ Deno.test("watch --stream: rotations arrive within poll + spread + 1 s; unrelate
       outputs += await watcher!.kill("SIGKILL");
       outputs += watcher!.output();
       const missed = rotate(A); // while no watcher runs
-      const callsBefore = totalSecretCalls(oci);
+      const missedAt = oci.streamMessages(streamId).at(-1)!.offset;
       watcher = startWatch(oci, ws, streamId);
       await waitFor("the missed rotation", async () => (await read(path)) === missed, 10_000);
       assert.match(
         watcher.output(),
         new RegExp(`Resuming ${streamId} after offset ${saved.offset}`),
       );
-      // Resumed from the offset, not by a full sync: the only vault call is for A.
-      assert.equal(totalSecretCalls(oci), callsBefore + 1);
+      // The cursor starts right after the saved offset, and the missed event is read from it.
+      assert.deepEqual(oci.calls.streams.created.at(-1), {
+        type: "AFTER_OFFSET",
+        offset: saved.offset,
+      });
+      await waitFor(
+        "the missed event",
+        () => watcher!.output().includes(`for ${A} at offset ${missedAt}`),
+        10_000,
+      );
     });
 
     await t.step("a stream outage falls back to the fallback interval and recovers", async () => {
@@ -179,8 +187,11 @@ Deno.test("watch --stream: rotations arrive within poll + spread + 1 s; unrelate
       assert.match(watcher!.output(), /full sync every 2 s until it is back/);
       oci.clearFaults();
       await waitFor("recovery", () => watcher!.output().includes("reachable again"), 10_000);
-      const status = JSON.parse(await Deno.readTextFile(`${ws.stateDir}/stream.json`));
-      assert.equal(status.state, "reading");
+      // stream.json is written at the end of the step that logged the recovery.
+      await waitFor("stream.json to say reading", async () => {
+        const status = JSON.parse(await read(`${ws.stateDir}/stream.json`) || "{}");
+        return status.state === "reading" && status.streamId === streamId;
+      }, 5000);
       const after = rotate(A);
       const t0 = Date.now();
       await waitFor("a rotation after recovery", async () => (await read(path)) === after, 10_000);

@@ -47,6 +47,8 @@ export interface StreamCalls {
   throttled: number;
   /** GetMessages refused for an expired cursor. */
   expired: number;
+  /** Every cursor created, oldest first: its type and offset (AT/AFTER_OFFSET). */
+  created: { type: string; offset?: number }[];
 }
 
 /** Limits of the streaming model. */
@@ -80,7 +82,14 @@ const MAX_MESSAGE = 1024 * 1024;
 export function createStreams(limits: Partial<StreamLimits> = {}): Streams {
   const secret = crypto.getRandomValues(new Uint8Array(32));
   const streams = new Map<string, StoredStream>();
-  const calls: StreamCalls = { cursors: 0, gets: 0, puts: 0, throttled: 0, expired: 0 };
+  const calls: StreamCalls = {
+    cursors: 0,
+    gets: 0,
+    puts: 0,
+    throttled: 0,
+    expired: 0,
+    created: [],
+  };
   const full: StreamLimits = {
     cursorTtlMs: limits.cursorTtlMs ?? 300_000,
     getsPerSecondPerConsumer: limits.getsPerSecondPerConsumer ?? 5,
@@ -203,6 +212,11 @@ export function createStreams(limits: Partial<StreamLimits> = {}): Streams {
           default:
             return ociError(400, "InvalidParameter", "Unsupported cursor type", requestId);
         }
+        calls.created.push(
+          typeof details.offset === "number"
+            ? { type: String(details.type), offset: details.offset }
+            : { type: String(details.type) },
+        );
         const value = encodeCursor({
           s: stream.id,
           p: partition,
