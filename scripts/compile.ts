@@ -333,7 +333,7 @@ async function compileTarget(
     const message = (error as Error).message;
     const hint = /denort/.test(message) && !options.denort
       ? "\nThe Deno runtime (denort) could not be downloaded: build on a machine that reaches " +
-        'dl.deno.land (README, "Release"), or check the payload here with `deno task compile:check`.'
+        'dl.deno.land (docs/maintainers.md, "Release"), or check the payload here with `deno task compile:check`.'
       : "";
     throw new BuildError(`deno compile for ${options.target} failed: ${message}${hint}`);
   }

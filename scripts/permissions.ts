@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { cliCommand } from "../../scripts/permissions.ts";
+ * import { cliCommand } from "./permissions.ts";
  *
  * const dir = await Deno.makeTempDir();
  * const { code, stdout } = await cliCommand(["check", "--map", `${dir}/map.csv`, "--root", dir], {

@@ -15,9 +15,15 @@ import {
   type RecipeRegistry,
 } from "./recipes.ts";
 import { directoryProblems } from "./roots.ts";
+import { quoted } from "./text.ts";
+import { readTrustedText } from "./trusted_file.ts";
 
 /** Default map file, as in the original tool. */
 export const DEFAULT_MAP = "/etc/oci-secretsync/map.csv";
+/** Largest map accepted: about 80,000 lines, far beyond one host's secrets. */
+export const MAX_MAP_BYTES = 8 << 20;
+/** Map problems printed; the rest are counted in one last line. */
+export const MAX_PROBLEMS_SHOWN = 20;
 
 /**
  * Loads the registry for a command, logging why it cannot be used.
@@ -48,7 +54,7 @@ export async function openRecipes(
  * @returns the entries, or `undefined` after logging why the run cannot go on (exit 2)
  */
 export async function loadMap(
-  options: { map: string; roots: string[] },
+  options: { map: string; roots: string[]; allowStopSignals?: boolean },
   log: Logger,
   recipes?: RecipeRegistry,
 ): Promise<Entry[] | undefined> {
@@ -59,27 +65,36 @@ export async function loadMap(
     log.log("error", "map", message, { event: "not_permitted", map: options.map });
   }
   if (denied.length > 0) return undefined;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(options.map);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound ? "no such file" : String(error);
-    log.log("error", "map", `Cannot read map ${options.map}: ${reason}`, {
+  // The map says which files root writes and which processes it signals: it is held to the
+  // recipe files' rules, and a FIFO or device cannot hang the run.
+  const read = await readTrustedText(options.map, MAX_MAP_BYTES);
+  if (!read.ok) {
+    log.log("error", "map", `Cannot use map ${quoted(options.map, 300)}: ${read.reason}`, {
       event: "map_unreadable",
       map: options.map,
     });
     return undefined;
   }
+  const text = read.text;
   const parsed = parseMap(text, { roots: options.roots, recipes: recipes?.names() ?? [] });
   const problems = [
     ...(parsed.ok ? [] : formatProblems(options.map, parsed.problems)),
     ...(parsed.ok && recipes
-      ? formatProblems(options.map, recipeProblems(parsed.entries, recipes))
+      ? formatProblems(options.map, recipeProblems(parsed.entries, recipes, options))
       : []),
     ...(await directoryProblems(options.roots, "Root")),
   ];
-  for (const message of problems) {
+  // A broken generator can write a million bad lines; the first few say what is wrong.
+  for (const message of problems.slice(0, MAX_PROBLEMS_SHOWN)) {
     log.log("error", "map", message, { event: "map_invalid", map: options.map });
+  }
+  if (problems.length > MAX_PROBLEMS_SHOWN) {
+    const more = problems.length - MAX_PROBLEMS_SHOWN;
+    log.log("error", "map", `… and ${more} more problems in map ${quoted(options.map, 300)}`, {
+      event: "map_invalid_more",
+      map: options.map,
+      more,
+    });
   }
   return parsed.ok && problems.length === 0 ? parsed.entries : undefined;
 }

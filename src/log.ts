@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { escapeControl } from "./text.ts";
 
 /** Severity of a log line; `info` goes to stdout, the others to stderr. */
 export type Level = "info" | "warn" | "error";
@@ -34,9 +35,14 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const stderr = options.stderr ?? Deno.stderr;
   return {
     log(level, component, message, fields = {}) {
+      // The last guard against injected lines and terminal escapes: whatever a message quotes,
+      // a log line is one line of printable text (JSON keeps its own escaping, and gets the
+      // characters JSON.stringify leaves raw escaped too).
       const line = options.json
-        ? JSON.stringify({ time: new Date().toISOString(), level, component, message, ...fields })
-        : `[${level.toUpperCase()}] (${component}) ${message}`;
+        ? escapeControl(
+          JSON.stringify({ time: new Date().toISOString(), level, component, message, ...fields }),
+        )
+        : `[${level.toUpperCase()}] (${component}) ${escapeControl(message)}`;
       writeAllSync(level === "info" ? stdout : stderr, encoder.encode(line + "\n"));
     },
   };

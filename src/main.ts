@@ -23,18 +23,26 @@ import { UsageError } from "./commands/usage.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
-const commands: Record<string, (args: string[]) => Promise<number>> = {
-  sync: (args) => runSync(parseSyncArgs(args)),
+// A Map, not an object: a command name is user input, and `constructor` or `valueOf` must not
+// find Object.prototype's members.
+const commands = new Map<string, (args: string[]) => Promise<number>>([
+  ["sync", (args) => runSync(parseSyncArgs(args))],
   // watch takes sync's flags: handed over here, so commands never import each other.
-  watch: (args) => runWatch(parseWatchArgs(args, parseSyncArgs, syncCommand().options)),
-  check: (args) => runCheck(parseCheckArgs(args)),
-  install: (args) => runInstall(parseInstallArgs(args)),
-  recipe: (args) => runRecipe(parseRecipeArgs(args)),
-  "env-wrapper": (args) => {
+  ["watch", (args) => runWatch(parseWatchArgs(args, parseSyncArgs, syncCommand().options))],
+  ["check", (args) => runCheck(parseCheckArgs(args))],
+  ["install", (args) => runInstall(parseInstallArgs(args))],
+  ["recipe", (args) => runRecipe(parseRecipeArgs(args))],
+  ["env-wrapper", (args) => {
     parseEnvWrapperArgs(args);
     return runEnvWrapper();
-  },
-};
+  }],
+]);
+
+/** `--help` or `-h` before any `--`: the program prints that command's help. */
+function asksForHelp(args: string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h");
+}
 
 /** The top-level program, for `--help` and `--version`. */
 function program(): Command {
@@ -60,8 +68,10 @@ function program(): Command {
  */
 export async function main(args: string[]): Promise<number> {
   try {
-    const handler = commands[args[0]];
-    if (handler) return await handler(args.slice(1));
+    const handler = commands.get(args[0]);
+    // Help goes through the whole program, so `sync --help` and `help sync` print the same
+    // text, with the same `Usage: secretsync sync …` line.
+    if (handler && !asksForHelp(args)) return await handler(args.slice(1));
     program().exitOverride().parse(args, { from: "user" });
     return 2; // a bare `secretsync` printed help and must not look like success
   } catch (error) {

@@ -4,7 +4,7 @@
  * Format (compatible with the original bash tool):
  *
  * ```
- * # ocid,path,mode,container,signal[,owner]
+ * # ocid,path,mode,target,reload[,owner]
  * ocid1.vaultsecret.oc1..aaaa,/run/secrets/db_password,0600,myapp,HUP
  * ```
  *
@@ -18,6 +18,7 @@ import { z } from "zod";
 import { dirname, isInside, isNormalizedAbsolute } from "./paths.ts";
 import { formatReference, parseReference, type SecretReference } from "./reference.ts";
 import { normalizeSignal } from "./signals.ts";
+import { quoted } from "./text.ts";
 
 /** What to reload when a secret's file changed. */
 export type Target =
@@ -73,6 +74,12 @@ const MODE = /^0?[0-7]{3}$/;
 const OWNER = /^(\d{1,10}):(\d{1,10})$/;
 const DEFAULT_MODE = 0o600;
 
+/**
+ * What ends a map line: LF, CRLF, or a bare CR (as old Mac editors write). CRs before an LF
+ * belong to that one line end (a CRLF file converted twice has `\r\r\n`).
+ */
+export const LINE_END = /\r*\n|\r/;
+
 const HEADER_FIRST_FIELD = /^(ocid|secret|secret_?id)$/i;
 
 /**
@@ -92,7 +99,9 @@ export function parseMap(text: string, options: ParseMapOptions): ParsedMap {
   const entries: Entry[] = [];
   const problems: MapProblem[] = [];
   const schema = rowSchema(options);
-  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  // Any line end (LF, CRLF, or a bare CR as old Mac editors write) ends a line, quoted or not:
+  // one map, one answer.
+  const lines = text.replace(/^\uFEFF/, "").split(LINE_END);
   lines.forEach((raw, index) => {
     const line = index + 1;
     if (/^\s*(#|$)/.test(raw)) return;
@@ -118,7 +127,7 @@ export function parseMap(text: string, options: ParseMapOptions): ParsedMap {
 
 /** Formats problems as `Cannot parse map line N: …` lines, one per problem. */
 export function formatProblems(file: string, problems: MapProblem[]): string[] {
-  return problems.map((p) => `Cannot parse map ${file} line ${p.line}: ${p.message}`);
+  return problems.map((p) => `Cannot parse map ${quoted(file, 300)} line ${p.line}: ${p.message}`);
 }
 
 function splitCsvLine(raw: string): string[] | string {
@@ -143,7 +152,7 @@ function rowSchema(options: ParseMapOptions) {
       if (fields.length < 3 || fields.length > 6) {
         return fail(
           ctx,
-          `expected 3 to 6 fields (ocid,path,mode[,container,signal[,owner]]), found ${fields.length}`,
+          `expected 3 to 6 fields (ocid,path,mode[,target,reload[,owner]]), found ${fields.length}`,
         );
       }
       const [secretId, path, mode, target, reload, owner] = fields;
@@ -154,10 +163,10 @@ function rowSchema(options: ParseMapOptions) {
         mode: checkMode(mode, ctx),
       };
       if (ref && !("ocid" in ref.secret && !ref.version && !ref.key)) entry.ref = ref;
-      const parsedTarget = checkTarget(target ?? "", ctx);
+      const parsedTarget = checkTarget(target ?? "", options.roots, ctx);
       const parsedReload = checkReload(reload ?? "", recipes, ctx);
       if (parsedReload && !parsedTarget) {
-        fail(ctx, `"${reload}" is given but no container to reload`);
+        fail(ctx, `"${clip(reload ?? "")}" is given but no container to reload`);
       }
       if (parsedTarget) entry.target = parsedTarget;
       if (parsedReload) entry.reload = parsedReload;
@@ -192,7 +201,10 @@ function checkPath(value: string, roots: string[], ctx: Ctx): string {
     );
   }
   if (!roots.some((root) => isInside(value, root))) {
-    return fail(ctx, `path "${value}" is not inside ${roots.map((r) => `"${r}"`).join(" or ")}`);
+    return fail(
+      ctx,
+      `path "${clip(value)}" is not inside ${roots.map((r) => `"${clip(r)}"`).join(" or ")}`,
+    );
   }
   return value;
 }
@@ -209,7 +221,7 @@ function checkMode(value: string, ctx: Ctx): number {
   return mode;
 }
 
-function checkTarget(value: string, ctx: Ctx): Target | undefined {
+function checkTarget(value: string, roots: string[], ctx: Ctx): Target | undefined {
   if (value === "") return undefined;
   if (value.startsWith("unit:")) {
     const name = value.slice(5);
@@ -220,6 +232,15 @@ function checkTarget(value: string, ctx: Ctx): Target | undefined {
     const path = value.slice(8);
     if (!isNormalizedAbsolute(path)) {
       return fail(ctx, `pidfile "${clip(path)}" must be an absolute, normalized path`);
+    }
+    // A file in a root holds a secret: read as a PID, it would be quoted or signalled.
+    const root = roots.find((r) => path === r || isInside(path, r));
+    if (root) {
+      return fail(
+        ctx,
+        `pidfile "${clip(path)}" is inside "${clip(root)}", where secrets are written; ` +
+          `a pidfile must be outside every root`,
+      );
     }
     return { kind: "pidfile", path };
   }
@@ -261,7 +282,7 @@ function pathConflicts(entries: Entry[]): MapProblem[] {
     if (first) {
       problems.push({
         line: entry.line,
-        message: `path "${entry.path}" is already written by line ${first.line}`,
+        message: `path "${clip(entry.path)}" is already written by line ${first.line}`,
       });
     } else {
       byPath.set(entry.path, entry);
@@ -273,7 +294,9 @@ function pathConflicts(entries: Entry[]): MapProblem[] {
       if (file) {
         problems.push({
           line: entry.line,
-          message: `path "${entry.path}" is inside the file "${file.path}" of line ${file.line}`,
+          message: `path "${clip(entry.path)}" is inside the file "${
+            clip(file.path)
+          }" of line ${file.line}`,
         });
       }
     }
@@ -281,8 +304,10 @@ function pathConflicts(entries: Entry[]): MapProblem[] {
   return problems;
 }
 
-/** Keeps messages readable when a line holds something long. */
+/**
+ * A map value as a message quotes it: escaped (a map line is outside input: no control
+ * character or escape reaches a log line) and cut at 80 characters.
+ */
 function clip(value: string): string {
-  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
-  return JSON.stringify(shown).slice(1, -1);
+  return quoted(value, 80);
 }

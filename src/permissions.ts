@@ -14,6 +14,7 @@
  * @module
  */
 import { ENV_ALLOWLIST } from "./reload/runtime.ts";
+import { errorMessage } from "./text.ts";
 
 /** The permission set: each list is exactly what one `--allow-*`/`--ignore-*` flag receives. */
 export interface PermissionSet {
@@ -170,9 +171,10 @@ export interface AccessNeeds {
  *
  * @example
  * ```ts
- * const problems = accessProblems({ read: [options.map], write: options.roots });
- * for (const message of problems) log.log("error", "map", message);
- * if (problems.length > 0) return 2;
+ * import { accessProblems } from "./permissions.ts";
+ * const problems = accessProblems({ read: ["/etc/oci-secretsync/map.csv"], write: ["/run/secrets"] });
+ * for (const message of problems) console.error(message);
+ * if (problems.length > 0) Deno.exit(2);
  * ```
  */
 export function accessProblems(needs: AccessNeeds): string[] {
@@ -203,7 +205,7 @@ export function accessProblems(needs: AccessNeeds): string[] {
  * ```
  */
 export function explainNotCapable(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   if (!(error instanceof Deno.errors.NotCapable)) return message;
   const match = /Requires (\w+) access(?: to "([^"]*)")?/.exec(message);
   const kind = match?.[1] ?? "";

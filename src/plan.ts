@@ -19,7 +19,12 @@ export interface ReloadAction {
  *
  * @example
  * ```ts
- * planReloads([a, b]); // a and b: container "web", HUP → one action with both paths
+ * import { planReloads } from "./plan.ts";
+ * import type { Entry } from "./map.ts";
+ * const web = { target: { kind: "container", name: "web" }, reload: { kind: "signal", signal: "HUP" } } as const;
+ * const a: Entry = { line: 1, secretId: "ocid1.vaultsecret.oc1..a", path: "/run/secrets/a", mode: 0o600, ...web };
+ * const b: Entry = { line: 2, secretId: "ocid1.vaultsecret.oc1..b", path: "/run/secrets/b", mode: 0o600, ...web };
+ * planReloads([a, b]); // one action for container "web", HUP, with both paths
  * ```
  */
 export function planReloads(changed: readonly Entry[]): ReloadAction[] {

@@ -27,7 +27,10 @@
 import { z } from "zod";
 import type { Entry, MapProblem } from "./map.ts";
 import { targetLabel } from "./plan.ts";
-import { normalizeSignal, RELOAD_SIGNALS } from "./signals.ts";
+import { normalizeSignal, RELOAD_SIGNALS, STOP_SIGNALS } from "./signals.ts";
+import { ownershipProblem } from "./ownership.ts";
+import { errorMessage } from "./text.ts";
+import { readTrustedText } from "./trusted_file.ts";
 import nginx from "../recipes/nginx.ts";
 import haproxy from "../recipes/haproxy.ts";
 import postfix from "../recipes/postfix.ts";
@@ -241,19 +244,30 @@ export function builtInRegistry(): RecipeRegistry {
   return _registry(byName);
 }
 
+/** Options for {@link recipeProblems} and {@link signalPolicy}. */
+export interface SignalPolicyOptions {
+  /** Let a reload send KILL, STOP, TERM, INT or QUIT (`--allow-stop-signals`). @default false */
+  allowStopSignals?: boolean;
+}
+
 /**
  * What the map asks of recipes that cannot be honoured, found before anything is fetched:
  *
  * - a recipe whose reload is `exec` on a `pidfile:` target (a host process has no container
  *   to run the command in);
- * - a signal (bare, or a recipe's) to a target that a line reloads with a recipe forbidding that
- *   signal (`HUP` to a container reloaded with `openldap`: slapd shuts down on HUP).
+ * - a signal (bare, or a recipe's) that {@linkcode signalRefusal} refuses: a stop signal
+ *   without `allowStopSignals`, or one that a line reloads the same target with a recipe
+ *   forbidding (`HUP` to a container reloaded with `openldap`: slapd shuts down on HUP).
  *
  * @returns one problem per offending line, in line order; empty when all is well.
  */
-export function recipeProblems(entries: readonly Entry[], registry: RecipeRegistry): MapProblem[] {
+export function recipeProblems(
+  entries: readonly Entry[],
+  registry: RecipeRegistry,
+  options: SignalPolicyOptions = {},
+): MapProblem[] {
   const problems: MapProblem[] = [];
-  const forbidden = forbiddenSignals(entries, registry);
+  const policy = signalPolicy(entries, registry, options);
   for (const entry of entries) {
     if (!entry.target || !entry.reload) continue;
     const label = targetLabel(entry.target);
@@ -271,17 +285,60 @@ export function recipeProblems(entries: readonly Entry[], registry: RecipeRegist
       }
       signal = recipe?.reload.signal;
     }
-    const ban = signal ? forbidden.get(label)?.get(signal) : undefined;
-    if (signal && ban) {
-      problems.push({
-        line: entry.line,
-        message: `${signal} must not be sent to ${label}: line ${ban.line} ` +
-          `reloads it with recipe "${ban.recipe}", which never sends ${signal} ` +
-          `(see \`secretsync recipe show ${ban.recipe}\`)`,
-      });
-    }
+    const refusal = signal ? signalRefusal(policy, label, signal) : undefined;
+    if (refusal) problems.push({ line: entry.line, message: refusal });
   }
   return problems;
+}
+
+/** Which signals a run may send to which target; see {@link signalRefusal}. */
+export interface SignalPolicy {
+  allowStopSignals: boolean;
+  /** Target label → signal → the first line (and its recipe) forbidding it. */
+  forbidden: Map<string, Map<string, { line: number; recipe: string }>>;
+}
+
+/** The signal policy of a run over `entries`: the one input of {@link signalRefusal}. */
+export function signalPolicy(
+  entries: readonly Entry[],
+  registry: RecipeRegistry,
+  options: SignalPolicyOptions = {},
+): SignalPolicy {
+  return {
+    allowStopSignals: options.allowStopSignals ?? false,
+    forbidden: forbiddenSignals(entries, registry),
+  };
+}
+
+/**
+ * Why `signal` must not be sent to the target `label`, or `undefined` when it may. The one check
+ * for forbidden signals: the map check runs it on every line before anything is fetched, and
+ * the reloader again on every signal it is about to send.
+ *
+ * @example
+ * ```ts
+ * import { signalRefusal } from "./recipes.ts";
+ * const policy = { allowStopSignals: false, forbidden: new Map() };
+ * signalRefusal(policy, "web", "HUP"); // undefined
+ * signalRefusal(policy, "web", "KILL"); // "KILL stops a process, it does not reload it; …"
+ * ```
+ */
+export function signalRefusal(
+  policy: SignalPolicy,
+  label: string,
+  signal: string,
+): string | undefined {
+  if (STOP_SIGNALS.includes(signal) && !policy.allowStopSignals) {
+    return `${signal} stops a process, it does not reload it; ` +
+      `give --allow-stop-signals to send it to ${label} anyway`;
+  }
+  const ban = policy.forbidden.get(label)?.get(signal);
+  if (ban) {
+    return `${signal} must not be sent to ${label}: line ${ban.line} ` +
+      `reloads it with recipe "${ban.recipe}", which never sends ${signal} ` +
+      `(see \`secretsync recipe show ${ban.recipe}\`)`;
+  }
+  return undefined;
 }
 
 /**
@@ -336,7 +393,9 @@ async function _recipeFiles(dir: string, required: boolean): Promise<string[]> {
     info = await Deno.stat(dir);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound && !required) return [];
-    const reason = error instanceof Deno.errors.NotFound ? "it does not exist" : _message(error);
+    const reason = error instanceof Deno.errors.NotFound
+      ? "it does not exist"
+      : errorMessage(error);
     throw new RecipeError(`Cannot read recipes directory ${dir}: ${reason}`);
   }
   if (!info.isDirectory) {
@@ -349,50 +408,26 @@ async function _recipeFiles(dir: string, required: boolean): Promise<string[]> {
       if (!entry.name.startsWith(".") && entry.name.endsWith(".json")) names.push(entry.name);
     }
   } catch (error) {
-    throw new RecipeError(`Cannot read recipes directory ${dir}: ${_message(error)}`);
+    throw new RecipeError(`Cannot read recipes directory ${dir}: ${errorMessage(error)}`);
   }
   return names.sort().map((name) => `${dir.replace(/\/+$/, "")}/${name}`);
 }
 
 async function _readRecipeFile(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    const info = await Deno.stat(path);
-    if (!info.isFile) throw new RecipeError(`Cannot use recipe file ${path}: not a regular file`);
-    _checkOwnership(`recipe file ${path}`, info);
-    if (info.size > MAX_RECIPE_FILE_BYTES) {
-      throw new RecipeError(
-        `Cannot use recipe file ${path}: ${info.size} bytes, more than ${MAX_RECIPE_FILE_BYTES}`,
-      );
-    }
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof RecipeError) throw error;
-    throw new RecipeError(`Cannot read recipe file ${path}: ${_message(error)}`);
-  }
+  const read = await readTrustedText(path, MAX_RECIPE_FILE_BYTES);
+  if (!read.ok) throw new RecipeError(`Cannot use recipe file ${path}: ${read.reason}`);
+  const text = read.text;
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new RecipeError(`Cannot use recipe file ${path}: not valid JSON (${_message(error)})`);
+    throw new RecipeError(
+      `Cannot use recipe file ${path}: not valid JSON (${errorMessage(error)})`,
+    );
   }
 }
 
 /** Root or the running user must own it, and neither group nor others may write it. */
 function _checkOwnership(what: string, info: Deno.FileInfo): void {
-  const uid = Deno.uid();
-  if (uid !== null && info.uid !== null && info.uid !== 0 && info.uid !== uid) {
-    throw new RecipeError(
-      `Cannot use ${what}: it is owned by uid ${info.uid}, not by root or uid ${uid}`,
-    );
-  }
-  const mode = (info.mode ?? 0) & 0o7777;
-  if (mode & 0o022) {
-    throw new RecipeError(
-      `Cannot use ${what}: mode 0${mode.toString(8)} lets group or others write it`,
-    );
-  }
-}
-
-function _message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const why = ownershipProblem(info, { owners: "root-or-self" });
+  if (why) throw new RecipeError(`Cannot use ${what}: ${why}`);
 }

@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { ownershipProblem } from "./ownership.ts";
+import { errorMessage } from "./text.ts";
 
 /**
  * Returns one message per unusable directory: missing, not a directory (a symlink counts as
@@ -16,30 +18,21 @@
  */
 export async function directoryProblems(roots: readonly string[], what: string): Promise<string[]> {
   const problems: string[] = [];
-  const uid = Deno.uid();
   for (const root of roots) {
     let info: Deno.FileInfo;
     try {
       info = await Deno.lstat(root);
     } catch (error) {
-      const reason = error instanceof Deno.errors.NotFound ? "it does not exist" : String(error);
+      const reason = error instanceof Deno.errors.NotFound
+        ? "it does not exist"
+        : errorMessage(error);
       problems.push(`${what} "${root}" cannot be used: ${reason}`);
       continue;
     }
-    const mode = (info.mode ?? 0) & 0o7777;
-    if (!info.isDirectory) {
-      problems.push(`${what} "${root}" cannot be used: it is not a directory`);
-    } else if (uid !== null && info.uid !== uid) {
-      problems.push(
-        `${what} "${root}" cannot be used: it is owned by uid ${info.uid}, not by uid ${uid} running secretsync`,
-      );
-    } else if (mode & 0o022) {
-      problems.push(
-        `${what} "${root}" cannot be used: mode 0${
-          mode.toString(8)
-        } lets group or others write (use 0700)`,
-      );
-    }
+    const why = info.isDirectory
+      ? ownershipProblem(info, { owners: "self" })
+      : "it is not a directory";
+    if (why) problems.push(`${what} "${root}" cannot be used: ${why}`);
   }
   return problems;
 }

@@ -54,6 +54,8 @@ export interface RunOptions {
   lockTimeoutMs: number;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** `--allow-stop-signals`: a reload may send KILL, STOP, TERM, INT or QUIT. @default false */
+  allowStopSignals?: boolean;
   /**
    * Only the map entries of these secret references (the map's first column) are fetched and
    * brought in line; the others keep their recorded state. Reloads owed from earlier runs still
@@ -302,6 +304,7 @@ async function syncOnce(
       recipes,
       entries,
       log,
+      allowStopSignals: options.allowStopSignals,
     });
     return await sync(entries, { source, reloader, log, oweReloads }, {
       roots: options.roots,

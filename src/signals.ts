@@ -50,6 +50,13 @@ export const SIGNALS: readonly string[] = [
 export const RELOAD_SIGNALS: readonly string[] = SIGNALS.slice(0, SIGNALS.indexOf("PWR") + 1);
 
 /**
+ * Signals that stop a process rather than reload it. A reload never sends them unless the run
+ * is given `--allow-stop-signals`: a map line (or a recipe) sending one takes its server down on
+ * every secret change.
+ */
+export const STOP_SIGNALS: readonly string[] = ["KILL", "STOP", "TERM", "INT", "QUIT"];
+
+/**
  * Returns the normalized signal name (`HUP` for `hup`, `SIGHUP` or `HUP`), or `undefined`
  * when the value is not a known signal.
  */

@@ -10,6 +10,7 @@ import type { Logger } from "./log.ts";
 import { isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
+import { errorMessage } from "./text.ts";
 import { selectKey } from "./extract.ts";
 import { entrySelector, fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
 import { parseStage, type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
@@ -355,7 +356,5 @@ function rootOf(path: string, roots: string[]): string {
   return roots.filter((root) => isInside(path, root)).sort((a, b) => b.length - a.length)[0];
 }
 
-/** The message of anything thrown, for log lines. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+/** The message of anything thrown, for log lines (one definition: `errorMessage`). */
+export const messageOf = errorMessage;

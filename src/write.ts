@@ -40,6 +40,8 @@ export const TEMP_FILE = /^\..+\.secretsync-[0-9]+-[0-9a-z]+\.tmp$/;
  *
  * @example
  * ```ts
+ * import { atomicWrite, fileChange } from "./write.ts";
+ * const bytes = new TextEncoder().encode("s3cret-value");
  * const change = await fileChange("/run/secrets/db", bytes, { mode: 0o600 });
  * if (change === "content") await atomicWrite("/run/secrets/db", bytes, { mode: 0o600 });
  * ```

@@ -25,6 +25,7 @@ Deno.test("parseSyncArgs() gives the documented defaults", () => {
     stateDir: "/run/oci-secretsync",
     lockTimeoutMs: 60_000,
     recipesDir: undefined,
+    allowStopSignals: false,
   });
 });
 
@@ -36,6 +37,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     ...["--runtime", "podman", "--concurrency", "3", "--stage", "previous", "--dry-run", "--json"],
     ...["--timeout", "20", "--request-timeout", "2", "--max-size", "1024"],
     ...["--state-dir", "/run/x", "--lock-timeout", "5", "--recipes-dir", "/etc/r"],
+    "--allow-stop-signals",
   ]);
   assert.deepEqual(options, {
     map: "/etc/m.csv",
@@ -54,6 +56,7 @@ Deno.test("parseSyncArgs() reads every flag", () => {
     stateDir: "/run/x",
     lockTimeoutMs: 5_000,
     recipesDir: "/etc/r",
+    allowStopSignals: true,
   });
 });
 
@@ -81,5 +84,6 @@ Deno.test("parseSyncArgs() and parseCheckArgs() refuse bad values with one Usage
     map: "/etc/oci-secretsync/map.csv",
     roots: ["/srv/s"],
     json: false,
+    allowStopSignals: false,
   });
 });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { isInside, isNormalizedAbsolute } from "../src/paths.ts";
-import { parseMap } from "../src/map.ts";
+import { LINE_END, parseMap } from "../src/map.ts";
 
 const seed = Number(Deno.env.get("FUZZ_SEED") ?? Date.now() % 2 ** 31);
 const runs = Number(Deno.env.get("FUZZ_RUNS") ?? 5000);
@@ -84,13 +84,18 @@ function randomMap(rand: () => number): string {
   return lines.join(rand() < 0.2 ? "\r\n" : "\n");
 }
 
+/** The same map with every line end written as `ending`. */
+function withLineEnds(text: string, ending: string): string {
+  return text.split(LINE_END).join(ending);
+}
+
 Deno.test(`parseMap() survives ${runs} fuzzed maps (seed ${seed})`, () => {
   console.log(`map fuzz seed: ${seed} (replay with FUZZ_SEED=${seed})`);
   const rand = prng(seed);
   let valid = 0;
   for (let run = 0; run < runs; run++) {
     const text = randomMap(rand);
-    const lineCount = text.split(/\r?\n/).length;
+    const lineCount = text.split(LINE_END).length;
     const context = `seed ${seed}, run ${run}, input ${JSON.stringify(text)}`;
     let result;
     try {
@@ -124,4 +129,17 @@ Deno.test(`parseMap() survives ${runs} fuzzed maps (seed ${seed})`, () => {
   }
   console.log(`map fuzz: ${runs} maps, ${valid} valid, ${runs - valid} rejected with line numbers`);
   assert.ok(valid > 0 && valid < runs, "the generator makes both valid and invalid maps");
+});
+
+Deno.test(`issue 8 #7: one map, one answer whatever its line ends (LF, CRLF, CR), ${runs} maps`, () => {
+  const rand = prng(seed + 1);
+  for (let run = 0; run < runs; run++) {
+    // Quoted and unquoted valid lines, some mutated: the answer must not depend on line ends.
+    const text = randomMap(rand);
+    const lf = parseMap(withLineEnds(text, "\n"), { roots, recipes: ["nginx"] });
+    for (const ending of ["\r\n", "\r"]) {
+      const other = parseMap(withLineEnds(text, ending), { roots, recipes: ["nginx"] });
+      assert.deepEqual(other, lf, `seed ${seed}, run ${run}, ${JSON.stringify(ending)}: ${text}`);
+    }
+  }
 });

@@ -113,6 +113,51 @@ Deno.test("parseMap() rejects each bad field with its line number", async (t) =>
   }
 });
 
+Deno.test("issue 8 #7: a quoted map with bare CR line ends keeps every record", () => {
+  const lines = [
+    `${ID},"/run/secrets/a",0600,web,HUP`,
+    `${ID2},"/run/secrets/b",0600,,`,
+    `"${ID}",/run/secrets/c,0600,,`,
+  ];
+  for (const ending of ["\n", "\r\n", "\r", "\r\r\n"]) {
+    const found = entries(lines.join(ending) + ending);
+    assert.deepEqual(found.map((e) => [e.line, e.path]), [
+      [1, "/run/secrets/a"],
+      [2, "/run/secrets/b"],
+      [3, "/run/secrets/c"],
+    ], JSON.stringify(ending));
+  }
+});
+
+Deno.test("issue 8 #12: map errors quote paths escaped, so no line or escape is injected", () => {
+  const evil = "/run/secrets/a\x1b[2K\u2028[INFO] (write) Updated";
+  const found = [
+    ...problems(`${ID},/etc/x\x1b[31m,0600`),
+    ...problems(`${ID},${evil},0600\n${ID2},${evil},0600`),
+    ...problems(`${ID},/run/secrets/a,0600,,HUP\x1b[0m`),
+  ];
+  assert.ok(found.some((p) => /is not inside/.test(p)));
+  assert.ok(found.some((p) => /is already written by/.test(p)));
+  for (const problem of found) {
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(problem, /[\x00-\x1f\x7f-\x9f\u2028\u2029]/, problem);
+  }
+  assert.ok(found.some((p) => p.includes("\\u001b[2K\\u2028")), found.join("\n"));
+});
+
+Deno.test("issue 8 #1: a pidfile: target inside a root is refused, naming the line", () => {
+  const found = problems(
+    `${ID},/run/secrets/a,0600,,\n${ID2},/run/secrets/b,0600,pidfile:/run/secrets/a,HUP\n` +
+      `${ID2},/run/secrets/c,0600,pidfile:/run/secrets,HUP`,
+  );
+  assert.deepEqual(found.map((p) => p.split(":")[0]), ["2", "3"]);
+  assert.match(
+    found[0],
+    /pidfile "\/run\/secrets\/a" is inside "\/run\/secrets", where secrets are written/,
+  );
+  assert.deepEqual(entries(`${ID},/run/secrets/a,0600,pidfile:/run/nginx.pid,HUP`).length, 1);
+});
+
 Deno.test("parseMap() names every bad line, not only the first", () => {
   const text = [
     `${ID},/run/secrets/a,0600`,

@@ -18,6 +18,8 @@ export interface CheckOptions {
   json: boolean;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** `--allow-stop-signals`: the map may reload with KILL, STOP, TERM, INT or QUIT. */
+  allowStopSignals: boolean;
 }
 
 const checkSchema = z.object({
@@ -25,6 +27,7 @@ const checkSchema = z.object({
   roots: rootsSchema,
   json: z.boolean(),
   recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+  allowStopSignals: z.boolean(),
 });
 
 /** Declares `check` and its flags. */
@@ -42,6 +45,11 @@ export function checkCommand(): Command {
     .option(
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
+    .option(
+      "--allow-stop-signals",
+      "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
+      false,
     );
 }
 

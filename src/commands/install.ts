@@ -24,6 +24,8 @@ import {
   INSTALLED_BINARY_TEMP,
 } from "../permissions.ts";
 import { atomicWrite, fileChange, UnsafePathError } from "../write.ts";
+import { ownershipProblem } from "../ownership.ts";
+import { oneLine } from "../text.ts";
 import { validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync install`. */
@@ -65,12 +67,13 @@ const CONFIG_DIR_MODE = 0o755;
  * nothing to do. Each example line is valid once uncommented.
  */
 export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to which file.
-# One secret per line:  ocid,path,mode,container,signal[,owner]
+# One secret per line:  ocid,path,mode,target,reload[,owner]
 #   ocid       the secret's OCID (ocid1.vaultsecret....)
 #   path       where to write it, inside /run/secrets
 #   mode       file mode, 0600 when empty; never group- or world-writable
-#   container  optional: docker/podman container to reload when the file changes
-#   signal     optional: the signal to send it (HUP, USR1, ...) or a recipe name
+#   target     optional: what to reload when the file changes: a docker/podman container
+#              name, unit:NAME.service or pidfile:/path (the original tool's "container")
+#   reload     optional: a signal (HUP, USR1, ...) or a recipe name (the original's "signal")
 #   owner      optional: numeric uid:gid of the file
 #
 # Examples: remove the leading "# " to use one.
@@ -83,10 +86,15 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
 /** Characters allowed in the directory options: they end up in the unit's ExecStart line. */
 const SAFE_PATH = /^\/[A-Za-z0-9._/+@-]*$/;
 
+/** Directories no install may write into: the filesystem root and the kernel's own trees. */
+const NEVER_INSTALL_IN = /^\/(proc|sys|dev)?(\/|$)/;
+
 const dir = (flag: string) =>
   z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_PATH.test(value), {
     error: (issue) =>
       `${flag} "${issue.input}" must be an absolute, normalized directory of letters, digits and . _ / + @ -`,
+  }).refine((value) => !NEVER_INSTALL_IN.test(value), {
+    error: (issue) => `${flag} "${issue.input}" must not be /, nor under /proc, /sys or /dev`,
   });
 
 const installSchema = z.object({
@@ -171,7 +179,9 @@ export async function runInstall(
   const tally: Tally = { changed: 0, unchanged: 0 };
   try {
     preflight(options);
-    await requireSystemdDir(options.systemdDir);
+    // Everything is checked before anything changes: a refused install leaves the host as it was.
+    const problems = await installProblems(options, full);
+    if (problems.length > 0) throw new InstallError(problems);
     await installBinary(options, full, tally);
     const units = renderUnits(options);
     for (const name of UNIT_NAMES) {
@@ -216,17 +226,68 @@ function preflight(options: InstallOptions): void {
   if (problems.length > 0) throw new InstallError(problems, 2);
 }
 
-/** The only directory checked up front: its absence means this is no systemd host. */
-async function requireSystemdDir(path: string): Promise<void> {
-  const info = await Deno.stat(path).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  });
-  if (!info?.isDirectory) {
-    throw new InstallError([
-      `Cannot install: --systemd-dir "${path}" is not an existing directory (is this a systemd host?)`,
-    ]);
+/**
+ * What would make the install fail half-way, found before anything changes: each directory
+ * must exist (the config directory, or its parent), be a directory, belong to root or the
+ * running user and be writable by nobody else (the binary, units and map there decide what root
+ * runs); each file to replace must be a regular file; systemctl must run when units are enabled.
+ */
+async function installProblems(options: InstallOptions, deps: InstallDeps): Promise<string[]> {
+  const problems: string[] = [];
+  const directory = async (path: string, flag: string, hint = "") => {
+    const info = await Deno.stat(path).catch((error) => {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    });
+    if (!info?.isDirectory) {
+      problems.push(`Cannot install: ${flag} "${path}" is not an existing directory${hint}`);
+      return;
+    }
+    const why = ownershipProblem(info, { owners: "root-or-self" });
+    if (why) problems.push(`Cannot install: ${flag} "${path}" cannot be used: ${why}`);
+  };
+  await directory(options.prefixBin, "--prefix-bin");
+  await directory(options.systemdDir, "--systemd-dir", " (is this a systemd host?)");
+  const config = await Deno.lstat(options.configDir).catch(() => undefined);
+  if (config) await directory(options.configDir, "--config-dir");
+  else await directory(dirname(options.configDir), "the parent of --config-dir");
+
+  const files = [
+    ...(deps.standalone && deps.execPath !== `${options.prefixBin}/secretsync`
+      ? [`${options.prefixBin}/secretsync`]
+      : []),
+    ...UNIT_NAMES.map((name) => `${options.systemdDir}/${name}`),
+  ];
+  for (const file of files) {
+    const info = await Deno.lstat(file).catch(() => undefined);
+    if (info && !info.isFile) {
+      problems.push(`Cannot install: ${file} exists and is not a regular file (a symlink?)`);
+    }
   }
+
+  if (options.enable && !options.dryRun && problems.length === 0) {
+    try {
+      const probe = await deps.systemctl(["--version"]);
+      if (probe.code !== 0) {
+        problems.push(
+          `Cannot install: "systemctl --version" failed (exit code ${probe.code}): ` +
+            `${oneLine(probe.output) || "no output"} (use --no-enable on a host without systemd)`,
+        );
+      }
+    } catch (error) {
+      problems.push(`Cannot run systemctl --version: ${systemctlFailure(error)}`);
+    }
+  }
+  return problems;
+}
+
+/** Why systemctl could not be started. */
+function systemctlFailure(error: unknown): string {
+  const notFound = error instanceof Deno.errors.NotFound ||
+    (error instanceof Error && error.cause instanceof Deno.errors.NotFound);
+  return notFound
+    ? "systemctl is not on PATH (is this a systemd host? use --no-enable)"
+    : explain(error);
 }
 
 async function installBinary(options: InstallOptions, deps: InstallDeps, tally: Tally) {
@@ -383,16 +444,11 @@ async function enableUnits(options: InstallOptions, deps: InstallDeps): Promise<
     try {
       result = await deps.systemctl(args);
     } catch (error) {
-      const notFound = error instanceof Deno.errors.NotFound ||
-        (error instanceof Error && error.cause instanceof Deno.errors.NotFound);
-      const why = notFound
-        ? "systemctl is not on PATH (is this a systemd host? use --no-enable)"
-        : explain(error);
-      throw new InstallError([`Cannot run ${line}: ${why}`]);
+      throw new InstallError([`Cannot run ${line}: ${systemctlFailure(error)}`]);
     }
     if (result.code !== 0) {
       throw new InstallError([
-        `${line} failed (exit code ${result.code}): ${result.output.trim() || "no output"}`,
+        `${line} failed (exit code ${result.code}): ${oneLine(result.output) || "no output"}`,
       ]);
     }
     deps.log.log("info", "install", `Ran ${line}`, { event: "ran", command: line });

@@ -15,6 +15,7 @@ import type { Target } from "../map.ts";
 import { openRecipes } from "../inputs.ts";
 import { commandText, DEFAULT_RECIPES_DIR, type RegisteredRecipe, reloadText } from "../recipes.ts";
 import { reloadSteps, stepText } from "../reload/reloader.ts";
+import { errorMessage } from "../text.ts";
 import { UsageError } from "./usage.ts";
 
 /** Parsed options of `secretsync recipe`. */
@@ -128,7 +129,7 @@ export function targetSteps(found: RegisteredRecipe): Record<string, string[]> {
       );
     } catch (error) {
       result[label] = [
-        `cannot be used: ${error instanceof Error ? error.message : String(error)} ` +
+        `cannot be used: ${errorMessage(error)} ` +
         "(`secretsync check` rejects such a map line)",
       ];
     }

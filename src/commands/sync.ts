@@ -69,6 +69,7 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
     map: o.map,
@@ -87,6 +88,7 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    allowStopSignals: o.allowStopSignals,
   }));
 
 function authOf(
@@ -151,6 +153,11 @@ export function syncCommand(): Command {
     .option(
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
+    .option(
+      "--allow-stop-signals",
+      "let a reload send KILL, STOP, TERM, INT or QUIT (refused otherwise)",
+      false,
     )
     .option("--dry-run", "fetch and compare, but write and reload nothing", false)
     .option("--json", "one JSON object per line", false);

@@ -17,41 +17,74 @@
  */
 import { hostEnv, runCommand } from "./command.ts";
 import { ReloadError } from "./runtime.ts";
+import { ownershipProblem } from "../ownership.ts";
+import { errorMessage, oneLine } from "../text.ts";
 
 const MAX_PID = 4_194_304; // the kernel's largest pid_max
+/** A PID as daemons write it: digits without a leading zero, then maybe a line end. */
+const PID_TEXT = /^\s*([1-9][0-9]{0,6})\s*$/;
+
+/** Options of {@linkcode readPidfile} and {@linkcode signalPidfile}. */
+export interface PidfileOptions {
+  /**
+   * Files the run writes secrets into: a pidfile that is one of them (the same file, through a
+   * hard link or a symlinked directory) is refused before its content is read as a PID.
+   * @default []
+   */
+  secretFiles?: readonly string[];
+}
 
 /**
- * Reads and checks the PID in `path`.
+ * Reads and checks the PID in `path`. Messages never quote the file's content, nor a PID that
+ * names no running process: a mistyped pidfile could be a file holding a secret.
  *
  * @throws {ReloadError} naming the pidfile and what is wrong with it.
  */
-export async function readPidfile(path: string): Promise<number> {
+export async function readPidfile(path: string, options: PidfileOptions = {}): Promise<number> {
   const fail = (why: string) => new ReloadError(`Cannot use pidfile ${path}: ${why}`);
   let info: Deno.FileInfo;
   let text: string;
   try {
     info = await Deno.lstat(path);
     if (!info.isFile) throw fail("not a regular file");
+    const why = ownershipProblem(info, { owners: "root-or-self" });
+    if (why) throw fail(why);
+    // A second name for the file is how a secret file gets read as a pidfile from outside a
+    // root; daemons write their pidfile under one name.
+    if ((info.nlink ?? 1) > 1) throw fail(`it has ${info.nlink} hard links; a pidfile has one`);
+    if (await isSecretFile(info, options.secretFiles ?? [])) {
+      throw fail("it is a file secretsync writes a secret into");
+    }
     if (info.size > 64) throw fail(`${info.size} bytes, too long for a PID`);
     text = await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof ReloadError) throw error;
     throw fail(error instanceof Deno.errors.NotFound ? "it does not exist" : _reason(error));
   }
-  const mode = (info.mode ?? 0) & 0o7777;
-  if (mode & 0o022) throw fail(`mode 0${mode.toString(8)} lets group or others write it`);
-  const match = /^\s*([0-9]{1,7})\s*$/.exec(text);
+  const match = PID_TEXT.exec(text);
   const pid = Number(match?.[1]);
   if (!match || pid < 2 || pid > MAX_PID || pid === Deno.pid) {
-    throw fail(`"${text.trim().slice(0, 20)}" is not the PID of a service`);
-  }
-  const uid = Deno.uid();
-  if (info.uid !== null && info.uid !== 0 && info.uid !== uid) {
-    throw fail(`it belongs to uid ${info.uid}; a pidfile must belong to root or to uid ${uid}`);
+    throw fail(
+      `its content is not the PID of a service (a number from 2 to ${MAX_PID}, not PID 1 ` +
+        `or secretsync's own)`,
+    );
   }
   const probe = await runKill(["-0", "--", String(pid)]);
-  if (!probe.ok) throw fail(`no process ${pid} is running (stale pidfile?): ${probe.why}`);
+  if (!probe.ok) throw fail(`no process with the PID it holds is running (stale pidfile?)`);
   return pid;
+}
+
+/** Whether `info` is the same file as one of `paths` (same device and inode). */
+async function isSecretFile(info: Deno.FileInfo, paths: readonly string[]): Promise<boolean> {
+  for (const path of paths) {
+    try {
+      const other = await Deno.stat(path);
+      if (other.dev === info.dev && other.ino === info.ino) return true;
+    } catch {
+      // Not written yet or gone: it cannot be this file.
+    }
+  }
+  return false;
 }
 
 /**
@@ -61,8 +94,12 @@ export async function readPidfile(path: string): Promise<number> {
  *
  * @throws {ReloadError} when the pidfile is unusable or the signal cannot be sent.
  */
-export async function signalPidfile(path: string, signal: string): Promise<number> {
-  const pid = await readPidfile(path);
+export async function signalPidfile(
+  path: string,
+  signal: string,
+  options: PidfileOptions = {},
+): Promise<number> {
+  const pid = await readPidfile(path, options);
   const sent = await runKill(["-s", signal, "--", String(pid)]);
   if (!sent.ok) {
     throw new ReloadError(`Cannot send ${signal} to process ${pid} (pidfile ${path}): ${sent.why}`);
@@ -75,7 +112,7 @@ async function runKill(args: string[]): Promise<{ ok: true } | { ok: false; why:
   try {
     const output = await runCommand("kill", args, { env: hostEnv(), timeoutMs: 10_000 });
     if (output.code === 0) return { ok: true };
-    return { ok: false, why: output.stderr.trim() || `exit code ${output.code}` };
+    return { ok: false, why: oneLine(output.stderr) || `exit code ${output.code}` };
   } catch (error) {
     return { ok: false, why: _reason(error) };
   }
@@ -87,5 +124,5 @@ function _reason(error: unknown): string {
     return "this build may not do that (pidfile: targets need read access to the pidfile, " +
       'and `kill` among the programs it may run; see README, "Permissions")';
   }
-  return error instanceof Error ? error.message : String(error);
+  return oneLine(errorMessage(error));
 }

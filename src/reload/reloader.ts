@@ -20,9 +20,10 @@ import { type ReloadAction, targetLabel } from "../plan.ts";
 import {
   builtInRegistry,
   commandText,
-  forbiddenSignals,
   type Recipe,
   type RecipeRegistry,
+  signalPolicy,
+  signalRefusal,
 } from "../recipes.ts";
 import type { Reloader, ReloadOutcome } from "../sync.ts";
 import { signalPidfile } from "./pidfile.ts";
@@ -38,8 +39,10 @@ export type ReloadStep =
   | { kind: "signal-container"; signal: string }
   /** Run a command in the container; a non-zero exit fails the reload. */
   | { kind: "exec"; command: string[] }
-  /** Run `systemctl ARGS`. */
+  /** Run `systemctl ARGS` (`systemctl reload`). */
   | { kind: "systemctl"; args: string[] }
+  /** Signal a unit's main process (`systemctl kill --kill-who=main`). */
+  | { kind: "signal-unit"; unit: string; signal: string }
   /** Signal the process named by the pidfile. */
   | { kind: "signal-pidfile"; signal: string }
   /** Log a warning; nothing is sent. */
@@ -105,7 +108,7 @@ function signalStep(target: Target, signal: string): ReloadStep {
     case "container":
       return { kind: "signal-container", signal };
     case "unit":
-      return { kind: "systemctl", args: signalUnitArgs(target.name, signal) };
+      return { kind: "signal-unit", unit: target.name, signal };
     case "pidfile":
       return { kind: "signal-pidfile", signal };
   }
@@ -122,6 +125,8 @@ export function stepText(step: ReloadStep, label: string): string {
       return `run "${commandText(step.command)}" in ${label}; if it fails, exit 1`;
     case "systemctl":
       return `run "systemctl ${step.args.join(" ")}"`;
+    case "signal-unit":
+      return `run "systemctl ${signalUnitArgs(step.unit, step.signal).join(" ")}"`;
     case "signal-pidfile":
       return `send ${step.signal} to the process whose PID is in ${label.slice(8)}`;
     case "warn":
@@ -140,6 +145,8 @@ export interface ReloaderOptions {
    * recipes' `neverSignals` are enforced on every target. @default []
    */
   entries?: readonly Entry[];
+  /** Let a reload send KILL, STOP, TERM, INT or QUIT (`--allow-stop-signals`). @default false */
+  allowStopSignals?: boolean;
   /** Where warnings go (a `none` recipe, a skipped validation). */
   log?: Logger;
   /** The systemctl executable. @default "systemctl" */
@@ -152,7 +159,7 @@ export interface ReloaderOptions {
 export function createReloader(options: ReloaderOptions): Reloader {
   const recipes = options.recipes ?? builtInRegistry();
   const entries = options.entries ?? [];
-  const forbidden = forbiddenSignals(entries, recipes);
+  const policy = signalPolicy(entries, recipes, { allowStopSignals: options.allowStopSignals });
   let runtime: Promise<ContainerRuntime> | undefined;
   const containers = () => (runtime ??= options.runtime());
   const secrets = () => readSecretValues(entries.map((e) => e.path));
@@ -164,18 +171,8 @@ export function createReloader(options: ReloaderOptions): Reloader {
       const recipe = reload.kind === "recipe" ? recipes.get(reload.name)?.recipe : undefined;
       const steps = reloadSteps(target, reload, recipe);
       for (const step of steps) {
-        const signal = step.kind === "signal-container" || step.kind === "signal-pidfile"
-          ? step.signal
-          : step.kind === "systemctl" && step.args[0] === "kill"
-          ? step.args[2].slice("--signal=SIG".length)
-          : undefined;
-        const ban = signal ? forbidden.get(label)?.get(signal) : undefined;
-        if (ban) {
-          throw new ReloadError(
-            `Refusing to send ${signal} to ${label}: map line ${ban.line} reloads it with ` +
-              `recipe ${ban.recipe}, which never sends ${signal}`,
-          );
-        }
+        const refusal = "signal" in step ? signalRefusal(policy, label, step.signal) : undefined;
+        if (refusal) throw new ReloadError(`Refusing to reload ${label}: ${refusal}`);
       }
       for (const step of steps) {
         await perform(step, target, label);
@@ -203,12 +200,17 @@ export function createReloader(options: ReloaderOptions): Reloader {
       case "signal-container":
         return await (await containers()).signal((target as { name: string }).name, step.signal);
       case "systemctl":
-        return await systemctl(step.args, {
+      case "signal-unit": {
+        const args = step.kind === "systemctl" ? step.args : signalUnitArgs(step.unit, step.signal);
+        return await systemctl(args, {
           bin: options.systemctl,
           timeoutMs: options.systemctlTimeoutMs,
         });
+      }
       case "signal-pidfile":
-        await signalPidfile((target as { path: string }).path, step.signal);
+        await signalPidfile((target as { path: string }).path, step.signal, {
+          secretFiles: entries.map((e) => e.path),
+        });
         return;
       case "warn":
         options.log?.log("warn", "reload", step.message, {

@@ -20,6 +20,7 @@
  * @module
  */
 import { type CommandResult, hostEnv, runCommand } from "./command.ts";
+import { errorMessage, oneLine } from "../text.ts";
 
 /** A signal name, normalized without the `SIG` prefix: `"HUP"`, `"USR1"`, `"RTMIN+3"`. */
 export type Signal = string;
@@ -291,7 +292,7 @@ async function _probe(
       _excerpt(result.stderr) || "no output"
     }`;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return _message(error);
   }
 }
 
@@ -330,10 +331,9 @@ function _failed(action: string, name: RuntimeName, result: CommandResult): Relo
 
 /** The CLI's message, on one line and bounded, for log lines and error messages. */
 function _excerpt(text: string): string {
-  const line = text.trim().replace(/\s*\n\s*/g, " | ");
-  return line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
+  return oneLine(text, MAX_MESSAGE_CHARS);
 }
 
 function _message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return oneLine(errorMessage(error), MAX_MESSAGE_CHARS);
 }

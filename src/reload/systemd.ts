@@ -13,6 +13,7 @@
  */
 import { hostEnv, runCommand } from "./command.ts";
 import { ReloadError } from "./runtime.ts";
+import { errorMessage, oneLine } from "../text.ts";
 
 /** Options of {@linkcode systemctl}. */
 export interface SystemctlOptions {
@@ -50,12 +51,11 @@ export async function systemctl(args: string[], options: SystemctlOptions = {}):
       timeoutMs: options.timeoutMs ?? 30_000,
     });
   } catch (error) {
-    throw new ReloadError(`Cannot run ${what}: ${error instanceof Error ? error.message : error}`);
+    throw new ReloadError(`Cannot run ${what}: ${oneLine(errorMessage(error), MAX_MESSAGE_CHARS)}`);
   }
   if (outcome.code !== 0) {
-    const text = outcome.stderr.trim() || outcome.stdout.trim() || "no output";
-    const line = text.replace(/\s*\n\s*/g, " | ");
-    const shown = line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
+    const shown = oneLine(outcome.stderr, MAX_MESSAGE_CHARS) ||
+      oneLine(outcome.stdout, MAX_MESSAGE_CHARS) || "no output";
     throw new ReloadError(`${what} failed (exit code ${outcome.code}): ${shown}`);
   }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import type { SecretBundle } from "./types.ts";
+import { quoted } from "../text.ts";
 
 /** Why a bundle was refused. The reason never quotes content. */
 export class BadContent extends Error {}
@@ -69,5 +70,5 @@ export function decodeBundle(
 function describeType(t: unknown): string {
   if (typeof t !== "string") return "missing";
   // The content type is service metadata, not content; still cap what lands in a log line.
-  return JSON.stringify(t.replace(/[^\x20-\x7e]/g, "?").slice(0, 40));
+  return `"${quoted(t, 40)}"`;
 }

@@ -4,18 +4,16 @@
  *
  * @module
  */
+import { errorMessage, oneLine as textOneLine } from "../text.ts";
 
 /** A one-line description of anything thrown (the SDK throws strings and plain objects too). */
 export function describe(e: unknown): string {
-  let s: string;
-  if (typeof e === "string") s = e;
-  else if (e instanceof Error) s = e.message;
-  else if (e && typeof e === "object" && typeof (e as { message?: unknown }).message === "string") {
-    s = (e as { message: string }).message;
-  } else s = String(e);
   // The SDK appends a long generic hint about compute instances; it hides the actual reason.
-  s = s.replace(/\s*Instance principals authentication can only be used[^]*$/, "");
-  return s.replace(/\s+/g, " ").trim().slice(0, 300);
+  const s = errorMessage(e).replace(
+    /\s*Instance principals authentication can only be used[^]*$/,
+    "",
+  );
+  return textOneLine(s, 300);
 }
 
 /** Names a network failure in words an operator recognises. */
@@ -23,7 +21,7 @@ export function describeNetworkError(e: unknown): string {
   // Deno's fetch throws "TypeError: fetch failed" and puts the real reason in `cause`.
   const chain: string[] = [];
   for (let x: unknown = e, depth = 0; x !== undefined && x !== null && depth < 5; depth++) {
-    chain.push(messageOf(x));
+    chain.push(errorMessage(x));
     x = (x as { cause?: unknown }).cause;
   }
   const lower = chain.join(" ").toLowerCase();
@@ -42,16 +40,7 @@ export function describeNetworkError(e: unknown): string {
   return `network error: ${oneLine(inner)}`;
 }
 
-/** The message of anything thrown (the SDK throws strings and plain objects too). */
-export function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  if (typeof e === "object" && e !== null && "message" in e) {
-    return String((e as { message: unknown }).message);
-  }
-  return String(e ?? "");
-}
-
-export function oneLine(e: unknown): string {
-  // Server-supplied text lands in log lines: one line, printable, bounded.
-  return messageOf(e).replace(/\s+/g, " ").replace(/[^\x20-\x7e]/g, "?").trim().slice(0, 200);
+/** Server- or SDK-supplied text (or a thrown value's message) as one sanitised, bounded line. */
+export function oneLine(e: unknown, maxChars = 200): string {
+  return textOneLine(typeof e === "string" ? e : errorMessage(e), maxChars);
 }

@@ -196,8 +196,12 @@ function classify(
   }
   const status = (e as { statusCode?: unknown })?.statusCode;
   if (typeof status === "number" && status > 0) {
-    const code = (e as { serviceCode?: string }).serviceCode;
-    const message = oneLine((e as { message?: unknown }).message);
+    // The code is the server's text like the message: it must not inject lines or escapes.
+    const serviceCode = (e as { serviceCode?: unknown }).serviceCode;
+    const code = serviceCode === undefined || serviceCode === null
+      ? undefined
+      : oneLine(String(serviceCode), 100);
+    const message = oneLine((e as { message?: unknown }).message ?? "");
     const id = attempt.requestId ?? requestId;
     return {
       reason: `HTTP ${status}${code && code !== "None" ? ` ${code}` : ""}` +

@@ -3,13 +3,15 @@
  * retry policy, per-request timeouts and run deadline, and without SDK console output.
  *
  * ```ts
- * import { openVault, VaultError } from "./src/vault/mod.ts";
+ * import { openVault, VaultError } from "./mod.ts";
  *
  * const vault = await openVault({ auth: { mode: "instance_principal" }, stage: "CURRENT" });
+ * // `bytes` is the secret: write it, never log it.
  * try {
  *   const { bytes, version } = await vault.fetch("ocid1.vaultsecret.oc1.iad.example");
  * } catch (e) {
  *   if (e instanceof VaultError) console.error(e.message); // names the OCID, never the content
+ *   else throw e;
  * } finally {
  *   vault.close();
  * }

@@ -69,7 +69,11 @@ export async function makeWorkspace(): Promise<Workspace> {
     root,
     stateDir,
     map,
-    writeMap: (lines) => Deno.writeTextFile(map, lines.join("\n") + "\n"),
+    writeMap: async (lines) => {
+      await Deno.writeTextFile(map, lines.join("\n") + "\n");
+      // The map is refused when group or others may write it, whatever the umask.
+      await Deno.chmod(map, 0o644);
+    },
     args: () => ["--map", map, "--root", root, "--state-dir", stateDir],
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };

@@ -18,16 +18,19 @@
  *
  * @example
  * ```ts
+ * import { startOciStandIn } from "./standin.ts";
+ * import { openVault } from "../../src/vault/mod.ts";
+ *
  * const oci = await startOciStandIn();
  * try {
- *   const v = oci.setSecret("ocid1.vaultsecret.oc1..a", "hunter2");
+ *   oci.setSecret("ocid1.vaultsecret.oc1..a", "hunter2");
  *   oci.fault({ secretId: "ocid1.vaultsecret.oc1..a" }, { status: 503, times: 2 });
  *   const vault = await openVault({
  *     auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
  *     endpoint: oci.secretsEndpoint,
  *     stage: "CURRENT",
  *   });
- *   // …
+ *   vault.close();
  * } finally {
  *   await oci.close();
  * }

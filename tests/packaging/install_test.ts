@@ -242,6 +242,7 @@ Deno.test("runInstall() reloads systemd and enables the mount and the timer", ()
     const enabled = { ...options, enable: true };
     assert.equal(await runInstall(enabled, { log, standalone: false, systemctl }), 0, log.text());
     assert.deepEqual(calls, [
+      ["--version"],
       ["daemon-reload"],
       ["enable", "--now", "run-secrets.mount", "oci-secretsync.timer"],
     ]);
@@ -250,7 +251,12 @@ Deno.test("runInstall() reloads systemd and enables the mount and the timer", ()
     const code = await runInstall(enabled, {
       log: failing,
       standalone: false,
-      systemctl: () => Promise.resolve({ code: 1, output: "Failed to connect to bus\n" }),
+      systemctl: (args) =>
+        Promise.resolve(
+          args[0] === "--version"
+            ? { code: 0, output: "systemd 252\n" }
+            : { code: 1, output: "Failed to connect to bus\n" },
+        ),
     });
     assert.equal(code, 1);
     assert.match(
@@ -267,6 +273,71 @@ Deno.test("runInstall() reloads systemd and enables the mount and the timer", ()
     assert.equal(notFound, 1);
     assert.match(missing.lines.at(-1)?.message ?? "", /systemctl is not on PATH .*--no-enable/);
   }));
+
+Deno.test("issue 8 #15: install checks every directory and systemctl before it changes anything", async (t) => {
+  const cases: [
+    string,
+    (host: string, o: InstallOptions) => Promise<Partial<InstallOptions>>,
+    RegExp,
+  ][] = [
+    [
+      "--config-dir's parent is missing",
+      (host) => Promise.resolve({ configDir: `${host}/nope/oci-secretsync` }),
+      /the parent of --config-dir ".*\/nope" is not an existing directory/,
+    ],
+    ["--config-dir is a file", async (_host, o) => {
+      await Deno.writeTextFile(o.configDir, "x");
+      return {};
+    }, /--config-dir ".*" is not an existing directory/],
+    ["--config-dir is world-writable", async (_host, o) => {
+      await Deno.mkdir(o.configDir);
+      await Deno.chmod(o.configDir, 0o777);
+      return {};
+    }, /--config-dir ".*" cannot be used: mode 0777 lets group or others write it/],
+    [
+      "--prefix-bin is missing",
+      (host) => Promise.resolve({ prefixBin: `${host}/nobin` }),
+      /--prefix-bin ".*" is not an existing directory/,
+    ],
+    ["--prefix-bin is owned by another user", async (host) => {
+      await Deno.chown(`${host}/bin`, 4242, 4242);
+      return {};
+    }, /--prefix-bin ".*" cannot be used: it is owned by uid 4242/],
+    ["a unit is a symlink", async (host, o) => {
+      await Deno.symlink(`${host}/elsewhere`, `${o.systemdDir}/${UNIT_NAMES[1]}`);
+      return {};
+    }, /exists and is not a regular file/],
+    ["systemctl is missing", () => Promise.resolve({ enable: true }), /systemctl is not on PATH/],
+  ];
+  for (const [name, spoil, pattern] of cases) {
+    await t.step(name, () =>
+      withHost(async (host, options) => {
+        const changed = { ...options, ...(await spoil(host, options)) };
+        const before = await snapshot(host);
+        const log = memoryLogger();
+        const code = await runInstall(changed, {
+          log,
+          standalone: false,
+          systemctl: () => Promise.reject(new Deno.errors.NotFound("No such file or directory")),
+        });
+        assert.notEqual(code, 0);
+        assert.match(log.text(), pattern);
+        assert.deepEqual(await snapshot(host), before, "nothing changed");
+      }));
+  }
+});
+
+Deno.test("issue 8 #15: install refuses / and the kernel's trees for every directory", () => {
+  for (const flag of ["--prefix-bin", "--systemd-dir", "--config-dir"]) {
+    for (const bad of ["/", "/proc", "/sys/x", "/dev/shm"]) {
+      assert.throws(
+        () => parseInstallArgs([flag, bad]),
+        /must not be \/, nor under/,
+        `${flag} ${bad}`,
+      );
+    }
+  }
+});
 
 Deno.test("runInstall() fails clearly when a directory is missing", () =>
   withHost(async (host, options) => {
@@ -303,7 +374,7 @@ Deno.test("secretsync install under the compiled flags runs systemctl from PATH"
     assert.equal(code, 0, decode(stderr));
     assert.equal(
       await Deno.readTextFile(`${host}/systemctl.log`),
-      "daemon-reload\nenable --now run-secrets.mount oci-secretsync.timer\n",
+      "--version\ndaemon-reload\nenable --now run-secrets.mount oci-secretsync.timer\n",
     );
     assert.match(decode(stdout), /\[INFO\] \(install\) Ran systemctl enable --now/);
     assert.match(decode(stderr), /\[WARN\] \(install\) Running from source/);

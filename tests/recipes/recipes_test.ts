@@ -317,3 +317,23 @@ Deno.test("recipeProblems() rejects what a recipe cannot honour before anything 
   );
   assert.deepEqual(problems([`${id},/run/secrets/a,0600,pidfile:/run/p.pid,postgres`]), []);
 });
+
+Deno.test("issue 8 #10: KILL, STOP, TERM, INT and QUIT are refused as reloads unless allowed", () => {
+  const registry: RecipeRegistry = builtInRegistry();
+  const id = "ocid1.vaultsecret.oc1..aaaa";
+  for (const signal of ["KILL", "sigstop", "TERM", "INT", "QUIT"]) {
+    for (const target of ["web", "unit:web.service", "pidfile:/run/web.pid"]) {
+      const map = parseMap(`${id},/run/secrets/a,0600,${target},${signal}`, {
+        roots: ["/run/secrets"],
+      });
+      assert.ok(map.ok);
+      const problems = recipeProblems(map.entries, registry);
+      assert.equal(problems.length, 1, `${target} ${signal}`);
+      assert.match(
+        problems[0].message,
+        /stops a process, it does not reload it; give --allow-stop-signals/,
+      );
+      assert.deepEqual(recipeProblems(map.entries, registry, { allowStopSignals: true }), []);
+    }
+  }
+});

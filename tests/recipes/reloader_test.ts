@@ -157,6 +157,22 @@ Deno.test("a none recipe sends nothing, needs no runtime, and warns naming the t
   );
 });
 
+Deno.test("issue 8 #10: a stop signal is refused at reload time unless allowStopSignals", async () => {
+  const web: Target = { kind: "container", name: "web" };
+  for (const signal of ["KILL", "STOP", "TERM", "INT", "QUIT"]) {
+    const rt = fakeRuntime();
+    const error = await reloadError(() =>
+      createReloader({ runtime: rt.factory }).reload(action(web, { kind: "signal", signal }))
+    );
+    assert.match(error.message, new RegExp(`^Refusing to reload web: ${signal} stops a process`));
+    assert.deepEqual(rt.calls, []);
+  }
+  const rt = fakeRuntime();
+  await createReloader({ runtime: rt.factory, allowStopSignals: true })
+    .reload(action(web, { kind: "signal", signal: "TERM" }));
+  assert.deepEqual(rt.calls, ["signal web TERM"]);
+});
+
 Deno.test("a signal a recipe forbids is refused at reload time too", async () => {
   const ldap: Target = { kind: "container", name: "ldap" };
   const entries: Entry[] = [
@@ -184,7 +200,7 @@ Deno.test("a signal a recipe forbids is refused at reload time too", async () =>
   );
   assert.equal(
     error.message,
-    "Refusing to send HUP to ldap: map line 3 reloads it with recipe openldap, which never sends HUP",
+    'Refusing to reload ldap: HUP must not be sent to ldap: line 3 reloads it with recipe "openldap", which never sends HUP (see `secretsync recipe show openldap`)',
   );
   assert.deepEqual(rt.calls, []);
   await reloader.reload(action(ldap, { kind: "signal", signal: "USR1" }));
@@ -240,6 +256,44 @@ Deno.test("unit: targets go through systemctl (a fake one records its argv)", as
   }
 });
 
+Deno.test("issue 8 #1: a pidfile: target never quotes the file, nor reads a secret file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "secretsync-pidleak-" });
+  const secretFile = `${dir}/secret`;
+  const { lines, log } = recordingLog();
+  try {
+    for (const secret of ["hunter2-PIDFILE-LEAK", "123456"]) {
+      await Deno.writeTextFile(secretFile, secret, { mode: 0o600 });
+      const error = await reloadError(() => readPidfile(secretFile));
+      assert.ok(!error.message.includes(secret), error.message);
+      assert.ok(!error.message.includes(secret.slice(0, 6)), error.message);
+    }
+    // The same file through a second name (a hard link outside the root) is refused before
+    // anything is read, and so is the file named directly when the run writes it.
+    await Deno.link(secretFile, `${dir}/other.pid`);
+    assert.match(
+      (await reloadError(() => readPidfile(`${dir}/other.pid`))).message,
+      /it has 2 hard links; a pidfile has one/,
+    );
+    await Deno.remove(`${dir}/other.pid`);
+    await Deno.writeTextFile(secretFile, `${Deno.pid === 2 ? 3 : 2}`);
+    const entries: Entry[] = [{ line: 1, secretId: "a", path: secretFile, mode: 0o600 }];
+    const reloader = createReloader({
+      runtime: () => Promise.reject(new Error("unused")),
+      entries,
+      log,
+    });
+    const error = await reloadError(() =>
+      reloader.reload(
+        action({ kind: "pidfile", path: secretFile }, { kind: "signal", signal: "HUP" }),
+      )
+    );
+    assert.match(error.message, /it is a file secretsync writes a secret into/);
+    assert.deepEqual(lines, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("pidfile: targets signal a real host process, after checking the pidfile", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "secretsync-pidfile-" });
   const pidfile = `${dir}/server.pid`;
@@ -289,13 +343,22 @@ Deno.test("pidfile: targets signal a real host process, after checking the pidfi
       );
       await Deno.chmod(pidfile, 0o644);
       for (
-        const [text, why] of [["1", /not the PID of a service/], ["abc", /not the PID/], [
-          `${Deno.pid}`,
-          /not the PID/,
-        ], ["4000000", /no process 4000000 is running/]] as const
+        const [text, why] of [
+          ["1", /not the PID of a service/],
+          ["abc", /not the PID/],
+          [
+            `${Deno.pid}`,
+            /not the PID/,
+          ],
+          ["4000000", /no process with the PID it holds is running/],
+          ["0123", /not the PID/],
+        ] as const
       ) {
         await Deno.writeTextFile(pidfile, text);
-        assert.match((await reloadError(() => readPidfile(pidfile))).message, why);
+        const message = (await reloadError(() => readPidfile(pidfile))).message;
+        assert.match(message, why);
+        // issue 8 #1: the file's content is never quoted.
+        if (["abc", "4000000", "0123"].includes(text)) assert.ok(!message.includes(text), message);
       }
       assert.match(
         (await reloadError(() => readPidfile(`${dir}/missing.pid`))).message,

@@ -1,0 +1,36 @@
+// The command line's dispatch: unknown commands (including Object.prototype's member names)
+// and help, through the real entry point in a subprocess.
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+
+async function run(args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-prompt", MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+Deno.test("issue 8 #8: Object.prototype's names are unknown commands (exit 2), not lookups", async () => {
+  const names = ["constructor", "hasOwnProperty", "valueOf", "toString", "__proto__", "frob"];
+  const results = await Promise.all(names.map((name) => run([name])));
+  names.forEach((name, i) => {
+    const { code, stdout, stderr } = results[i];
+    assert.equal(code, 2, `${name}: exit code (stderr: ${stderr})`);
+    assert.match(stderr, new RegExp(`unknown command '${name}'`), name);
+    assert.doesNotMatch(stderr + stdout, /Uncaught|TypeError/, name);
+  });
+});
+
+Deno.test("issue 8 #8: `sync --help` and `help sync` print the same usage", async () => {
+  for (const command of ["sync", "check", "install"]) {
+    const [flag, word] = await Promise.all([run([command, "--help"]), run(["help", command])]);
+    assert.equal(flag.code, 0);
+    assert.match(flag.stdout, new RegExp(`^Usage: secretsync ${command} \\[options\\]`));
+    assert.equal(flag.stdout, word.stdout, command);
+  }
+});
