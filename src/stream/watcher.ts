@@ -76,7 +76,8 @@ export interface StreamStatus {
   sinceLastReadMs: number | null;
   /** Age of the newest message read when it was read (append to read), ms. */
   readLagMs: number | null;
-  unreachableSinceMs: number | null;
+  /** Since when every stream call failed (ISO 8601); null while the stream works. */
+  unreachableSince: string | null;
   lastError: string | null;
   counts: {
     gets: number;
@@ -154,7 +155,9 @@ export class StreamWatcher {
       pendingForMs: this.#oldestPendingAt === undefined ? null : now - this.#oldestPendingAt,
       sinceLastReadMs: this.#lastReadAt === undefined ? null : now - this.#lastReadAt,
       readLagMs: this.#readLagMs ?? null,
-      unreachableSinceMs: this.#unreachableSince ?? null,
+      unreachableSince: this.#unreachableSince === undefined
+        ? null
+        : new Date(this.#unreachableSince).toISOString(),
       lastError: this.#lastError ?? null,
       counts: { ...this.#counts },
     };
