@@ -426,8 +426,9 @@ export class StreamWatcher {
         { event: "stream_unreachable", reason },
       );
     }
-    // A broken reader (e.g. a session token that cannot be renewed) is opened afresh.
-    if (!(e instanceof StreamError) || e.kind !== "unavailable") {
+    // A reader whose credentials were refused (401) is opened afresh (a new session token);
+    // a 403/404 is policy or OCID, which re-authenticating every poll would not fix.
+    if (!(e instanceof StreamError) || e.status === 401) {
       this.#reader?.close();
       this.#reader = undefined;
       this.#cursor = undefined;

@@ -360,3 +360,32 @@ Deno.test('StreamWatcher saves partition "0" when the partition option is given 
   await watcher.tick();
   assertEquals(saves.map((s) => [s.partition, s.offset]), [["0", 1]]);
 });
+
+Deno.test("StreamWatcher re-authenticates after a 401, not after a 403/404", async (t) => {
+  for (const [status, kind, reopens] of [[401, "denied", true], [404, "denied", false]] as const) {
+    await t.step(`HTTP ${status}`, async () => {
+      const clock = { t: 0 };
+      let opened = 0;
+      const watcher = new StreamWatcher({
+        openReader: () => {
+          opened++;
+          return Promise.resolve({
+            createCursor: () => Promise.reject(new StreamError(`HTTP ${status}`, kind, status)),
+            getMessages: () => Promise.reject(new Error("unused")),
+            close() {},
+          });
+        },
+        sync: () => Promise.resolve(true),
+        match: () => secretMatcher([{ secretId: A }]),
+        loadOffset: () => Promise.resolve(null),
+        saveOffset: () => Promise.resolve(),
+        now: () => clock.t,
+        random: () => 0,
+        log: { log() {} },
+      }, { ...S, streamId: STREAM });
+      for (let i = 0; i < 5; i++) clock.t = await watcher.tick();
+      assertEquals(opened, reopens ? 5 : 1);
+      assertEquals(watcher.status().state, "unreachable");
+    });
+  }
+});
