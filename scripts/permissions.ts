@@ -131,7 +131,10 @@ export function cliCommand(args: readonly string[], options: CliOptions = {}): D
 }
 
 function runOptions(): string[] {
-  return ["--no-prompt", "--quiet"];
+  // A young generation of at most 2 MiB per semi-space: V8 otherwise grows it to 16 MiB under a
+  // run's allocation rate, which at a thousand secrets was 20–40 MiB of peak RSS for garbage.
+  // Measured: no change in CPU time. Not a permission; it only bounds the heap's nursery.
+  return ["--no-prompt", "--quiet", "--v8-flags=--max-semi-space-size=2"];
 }
 
 if (import.meta.main) {

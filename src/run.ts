@@ -54,6 +54,8 @@ export interface RunOptions {
   lockTimeoutMs: number;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
+  /** Vault requests per second at most (`--rate`); none when not given. */
+  rate?: number;
   /** `--allow-stop-signals`: a reload may send KILL, STOP, TERM, INT or QUIT. @default false */
   allowStopSignals?: boolean;
   /**
@@ -287,6 +289,7 @@ async function syncOnce(
         timeoutMs: options.requestTimeoutMs,
         signal: AbortSignal.timeout(options.timeoutMs),
         maxBytes: options.maxBytes,
+        rate: options.rate,
       });
       opened = true;
     }

@@ -7,7 +7,7 @@
  */
 import type { Entry } from "./map.ts";
 import type { Logger } from "./log.ts";
-import { isInside } from "./paths.ts";
+import { dirname, isInside } from "./paths.ts";
 import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan.ts";
 import { mapConcurrent } from "./pool.ts";
 import { errorMessage } from "./text.ts";
@@ -20,7 +20,11 @@ import {
   ensureParent,
   type FileChange,
   fileChange,
+  syncDirectory,
 } from "./write.ts";
+
+/** Files checked or written at once: enough to overlap filesystem calls, few open files. */
+const FILE_CONCURRENCY = 16;
 
 /** Whether a reload sent anything: a recipe with no safe reload only warns. */
 export type ReloadOutcome = "reloaded" | "skipped";
@@ -178,8 +182,19 @@ export async function sync(
   });
 
   // Decide first, act second: every file's change is known before the first write.
+  // The file checks run FILE_CONCURRENCY at a time; their outcomes are taken in map order.
+  const checks = await mapConcurrent(selected, FILE_CONCURRENCY, async (entry) => {
+    const result = fetched.get(keyOf(entry));
+    if (!result || "error" in result) return undefined;
+    try {
+      const bundle = contentOf(entry, result.bundle);
+      return { bundle, change: await changeOf(entry, bundle, settings) };
+    } catch (error) {
+      return { error };
+    }
+  });
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
-  for (const entry of selected) {
+  for (const [i, entry] of selected.entries()) {
     const result = fetched.get(keyOf(entry));
     if (!result || "error" in result) {
       report.failures++;
@@ -188,9 +203,11 @@ export async function sync(
     }
     results.set(entry, { entry, status: "unchanged", version: result.bundle.version });
     try {
-      const bundle = contentOf(entry, result.bundle);
-      const change = await changeOf(entry, bundle, settings);
-      if (change !== "none") planned.push({ entry, bundle, change });
+      const check = checks[i]!;
+      if ("error" in check) throw check.error;
+      if (check.change !== "none") {
+        planned.push({ entry, bundle: check.bundle, change: check.change });
+      }
     } catch (error) {
       report.failures++;
       fail(entry, messageOf(error));
@@ -215,9 +232,33 @@ export async function sync(
     }
   }
 
-  for (const { entry, bundle, change } of planned) {
+  // Files are written FILE_CONCURRENCY at a time, each directory fsynced once after its last
+  // rename and before any reload; outcomes are then reported in map order.
+  const written = await mapConcurrent(
+    planned,
+    FILE_CONCURRENCY,
+    (p) =>
+      writeChange(p.entry, p.bundle, p.change, settings).then(() => undefined, (error) => error),
+  );
+  const dirs = new Set(
+    planned.filter((p, i) => p.change === "content" && !written[i]).map((p) =>
+      dirname(p.entry.path)
+    ),
+  );
+  const dirErrors = new Map<string, unknown>();
+  if (!settings.dryRun) {
+    await mapConcurrent([...dirs], FILE_CONCURRENCY, (dir) =>
+      syncDirectory(dir).catch((error) => {
+        dirErrors.set(dir, error);
+      }));
+  }
+  for (const [i, { entry, bundle, change }] of planned.entries()) {
     try {
-      await applyChange(entry, bundle, change, deps, settings);
+      if (written[i] !== undefined) throw written[i];
+      if (change === "content" && dirErrors.has(dirname(entry.path))) {
+        throw dirErrors.get(dirname(entry.path));
+      }
+      logChange(deps.log, entry, bundle, change, settings);
       (change === "content" ? report.changed : report.adjusted).push(entry);
       results.get(entry)!.status = change === "content" ? "changed" : "adjusted";
     } catch (error) {
@@ -295,16 +336,31 @@ async function changeOf(
   return await fileChange(entry.path, bundle.bytes, { mode: entry.mode, owner: entry.owner });
 }
 
-/** Writes the file, or fixes its mode and owner, or (dry run) says it would. */
-async function applyChange(
+/** Writes the file (its directory not yet fsynced), or fixes its mode and owner; dry run: nothing. */
+async function writeChange(
   entry: Entry,
   bundle: SecretBundle,
   change: Exclude<FileChange, "none">,
-  deps: SyncDeps,
   settings: SyncSettings,
 ): Promise<void> {
-  const { log } = deps;
   const attributes = { mode: entry.mode, owner: entry.owner };
+  if (settings.dryRun) return;
+  if (change === "content") {
+    await ensureParent(entry.path, rootOf(entry.path, settings.roots), { create: true });
+    await atomicWrite(entry.path, bundle.bytes, attributes, { syncDirectory: false });
+  } else {
+    await applyAttributes(entry.path, attributes);
+  }
+}
+
+/** Says what was done (or, dry run, would be). */
+function logChange(
+  log: Logger,
+  entry: Entry,
+  bundle: SecretBundle,
+  change: Exclude<FileChange, "none">,
+  settings: SyncSettings,
+): void {
   const fields = { path: entry.path, secretId: entry.secretId, version: bundle.version };
   const mode = `0${entry.mode.toString(8)}`;
   if (settings.dryRun) {
@@ -316,8 +372,6 @@ async function applyChange(
       { event: change === "content" ? "would_update" : "would_adjust", ...fields },
     );
   } else if (change === "content") {
-    await ensureParent(entry.path, rootOf(entry.path, settings.roots), { create: true });
-    await atomicWrite(entry.path, bundle.bytes, attributes);
     log.log(
       "info",
       "write",
@@ -325,7 +379,6 @@ async function applyChange(
       { event: "updated", ...fields },
     );
   } else {
-    await applyAttributes(entry.path, attributes);
     log.log("info", "write", `Set mode ${mode}${ownerText(entry)} on ${entry.path}`, {
       event: "adjusted",
       ...fields,

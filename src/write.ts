@@ -71,6 +71,11 @@ export interface AtomicWriteOptions {
    * exact files (`install` replacing the binary). @default a unique dot file per write
    */
   temp?: string;
+  /**
+   * Fsync the directory after the rename. A caller writing many files into one directory may
+   * pass false and call {@link syncDirectory} once after the last rename. @default true
+   */
+  syncDirectory?: boolean;
 }
 
 /**
@@ -106,7 +111,7 @@ export async function atomicWrite(
     await applyAttributes(temp, attributes);
     await Deno.rename(temp, path);
     renamed = true;
-    await syncDirectory(dir);
+    if (options.syncDirectory ?? true) await syncDirectory(dir);
   } finally {
     if (!renamed) {
       // The original error is the one worth reporting; a failed clean-up only leaves a
@@ -140,11 +145,17 @@ export async function ensureParent(
   let dir = root;
   for (const segment of ["", ...segments]) {
     if (segment) dir = `${dir}/${segment}`;
-    const info = await lstatOrNull(dir);
+    let info = await lstatOrNull(dir);
     if (info === null) {
       if (!options.create) return false;
-      await Deno.mkdir(dir, { mode: 0o700 });
-      continue;
+      try {
+        await Deno.mkdir(dir, { mode: 0o700 });
+        continue;
+      } catch (error) {
+        // A concurrent write made it first: check what is there now like any other.
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        info = await Deno.lstat(dir);
+      }
     }
     if (info.isSymlink) {
       throw new UnsafePathError(`Refusing to write "${path}": "${dir}" is a symlink`);
@@ -182,7 +193,8 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** Fsyncs a directory, so the renames in it survive a power cut. */
+export async function syncDirectory(dir: string): Promise<void> {
   const handle = await Deno.open(dir, { read: true });
   try {
     await handle.sync();

@@ -5,6 +5,7 @@ import {
   ensureParent,
   fileChange,
   removeStaleTempFiles,
+  syncDirectory,
   TEMP_FILE,
   UnsafePathError,
 } from "../src/write.ts";
@@ -130,6 +131,28 @@ Deno.test("ensureParent() creates missing directories 0700 and refuses symlinks 
       /"[^"]*\/link" is a symlink/,
     );
     assert.deepEqual(await names(`${dir}/elsewhere`), []);
+  }));
+
+Deno.test("ensureParent() called concurrently for one missing directory creates it once", () =>
+  withDir(async (dir) => {
+    // Sixteen writers into two new directories under one new parent, all at once.
+    const paths = Array.from({ length: 16 }, (_, i) => `${dir}/new/d${i % 2}/s${i}`);
+    const made = await Promise.all(paths.map((p) => ensureParent(p, dir)));
+    assert.deepEqual(made, paths.map(() => true));
+    assert.deepEqual(await names(`${dir}/new`), ["d0", "d1"]);
+    // A concurrent writer finding a symlink where the directory should be still refuses it.
+    await Deno.mkdir(`${dir}/elsewhere`);
+    await Deno.symlink(`${dir}/elsewhere`, `${dir}/new/link`);
+    await assert.rejects(() => ensureParent(`${dir}/new/link/s`, dir), UnsafePathError);
+  }));
+
+Deno.test("atomicWrite() with syncDirectory: false still replaces the file atomically", () =>
+  withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/s`, "old");
+    await atomicWrite(`${dir}/s`, text("new"), { mode: 0o600 }, { syncDirectory: false });
+    await syncDirectory(dir);
+    assert.equal(await Deno.readTextFile(`${dir}/s`), "new");
+    assert.deepEqual(await names(dir), ["s"]);
   }));
 
 Deno.test("removeStaleTempFiles() removes only secretsync temp files", () =>

@@ -69,6 +69,11 @@ const syncSchema = z
     ),
     lockTimeout: positiveInt("--lock-timeout", 3600),
     recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
+    rate: z.string().regex(
+      /^\d{1,6}(\.\d{1,3})?$/,
+      "--rate must be a number of requests per second",
+    )
+      .transform(Number).pipe(z.number().positive("--rate must be more than 0")).optional(),
     allowStopSignals: z.boolean(),
   })
   .transform((o): SyncOptions => ({
@@ -88,6 +93,7 @@ const syncSchema = z
     stateDir: o.stateDir,
     lockTimeoutMs: o.lockTimeout * 1000,
     recipesDir: o.recipesDir,
+    ...(o.rate !== undefined ? { rate: o.rate } : {}),
     allowStopSignals: o.allowStopSignals,
   }));
 
@@ -153,6 +159,10 @@ export function syncCommand(): Command {
     .option(
       "--recipes-dir <dir>",
       "directory of user recipe files (default: /etc/oci-secretsync/recipes.d)",
+    )
+    .option(
+      "--rate <n>",
+      "vault requests per second at most (a 429 from the vault slows the run down further)",
     )
     .option(
       "--allow-stop-signals",

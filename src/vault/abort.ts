@@ -56,3 +56,34 @@ export function timeoutSignal(ms: number): { signal: AbortSignal; clear(): void 
   const timer = setTimeout(() => c.abort(), ms);
   return { signal: c.signal, clear: () => clearTimeout(timer) };
 }
+
+/**
+ * A signal that fires after `ms` or when any of `parents` fires, with a `clear()` that drops
+ * the timer and the listeners. Cheaper than a timeout signal plus `AbortSignal.any` per request,
+ * and nothing stays registered on the long-lived parents after `clear()`.
+ */
+export function deadlineSignal(
+  ms: number,
+  parents: readonly (AbortSignal | undefined)[],
+): { signal: AbortSignal; timedOut(): boolean; clear(): void } {
+  const c = new AbortController();
+  let timedOut = false;
+  const live = parents.filter((p): p is AbortSignal => p !== undefined);
+  const onAbort = () => c.abort();
+  const timer = setTimeout(() => {
+    timedOut = true;
+    c.abort();
+  }, ms);
+  for (const p of live) {
+    if (p.aborted) c.abort();
+    else p.addEventListener("abort", onAbort, { once: true });
+  }
+  return {
+    signal: c.signal,
+    timedOut: () => timedOut,
+    clear() {
+      clearTimeout(timer);
+      for (const p of live) p.removeEventListener("abort", onAbort);
+    },
+  };
+}

@@ -10,6 +10,7 @@ import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import type { Sdk } from "./sdk.ts";
 import { readResourcePrincipal, readSecurityToken, RP_ENV, sessionProvider } from "./session.ts";
+import { generateSessionKeyPair, type PemKeyPair, sessionKeySupplier } from "./session_key.ts";
 import type { VaultAuth } from "./types.ts";
 
 /** The default IMDS v2 base URL. */
@@ -57,6 +58,8 @@ export interface AuthLimits {
   timeoutMs: number;
   /** The caller's whole-run deadline. */
   signal?: AbortSignal;
+  /** A session key pair already being generated (instance principal); else one is started. */
+  sessionKeys?: Promise<PemKeyPair>;
 }
 
 /**
@@ -156,6 +159,9 @@ async function instancePrincipal(
 ): Promise<Authenticated> {
   const builder = new sdk.common.InstancePrincipalsAuthenticationDetailsProviderBuilder();
   builder.metadataBaseUrl = imdsUrl;
+  // Our supplier: one key pair, generated off the main thread (see session_key.ts).
+  const keys = sessionKeySupplier(limits.sessionKeys ?? generateSessionKeyPair());
+  builder.sessionKeySupplier = keys as never;
   if (authEndpoint) builder.federationEndpoint = authEndpoint;
   const dispose = () => {
     // The builder creates two opossum circuit breakers; their timers would outlive us.
@@ -186,6 +192,7 @@ async function instancePrincipal(
 
   const fedDeadline = phaseSignal(limits);
   try {
+    await raceAbort(keys.ready, fedDeadline.signal);
     // getKeyId() refreshes the leaf certificate from IMDS and federates; the token is cached.
     await raceAbort(provider.getKeyId(), fedDeadline.signal);
   } catch (e) {

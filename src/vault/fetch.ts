@@ -1,17 +1,16 @@
 /**
- * Fetches one secret bundle: one SDK call per attempt, each with its own timeout, retried by
+ * Fetches one secret bundle: one signed GET per attempt, each with its own timeout, retried by
  * our policy, bounded by the caller's run deadline.
  *
  * @module
  */
 import { explainNotCapable } from "../permissions.ts";
-import type { SecretsClient } from "oci-secrets";
-import type { RetryConfiguration } from "oci-common";
-import { Aborted, raceAbort, sleep, timeoutSignal } from "./abort.ts";
+import { Aborted, deadlineSignal, raceAbort, sleep } from "./abort.ts";
 import { BadContent, decodeBundle, type RawBundle } from "./decode.ts";
 import { describeNetworkError, oneLine } from "./describe.ts";
 import { VaultError } from "./error.ts";
-import type { Attempt, AttemptHttpClient } from "./http.ts";
+import { type Attempt, signedRequest, type Signer } from "./http.ts";
+import type { RateLimiter } from "./rate.ts";
 import { backoffDelayMs, type BackoffPolicy, isRetryableStatus } from "./retry.ts";
 import type { SecretBundle, SecretQuery, Selector } from "./types.ts";
 
@@ -19,10 +18,11 @@ export type { Selector };
 
 /** Everything one fetch needs; built once by `openVault`. */
 export interface FetchContext {
-  client: SecretsClient;
-  http: AttemptHttpClient;
-  /** The SDK's "no retries" configuration, also passed per request. */
-  noRetry: RetryConfiguration;
+  /** The Secrets service base URL, with its API version (`…/20190301`). */
+  endpoint: string;
+  signer: Signer;
+  /** Largest response body read. */
+  maxResponseBytes: number;
   selector: Selector;
   attempts: number;
   timeoutMs: number;
@@ -32,6 +32,10 @@ export interface FetchContext {
   deadline?: AbortSignal;
   /** Fires on `close()`. */
   closed: AbortSignal;
+  /** Fires on `close()` or at the run deadline. */
+  stop: AbortSignal;
+  /** The run's shared request rate (see rate.ts). */
+  limiter: RateLimiter;
   /** Advice appended to a 401 (e.g. how to refresh an expired session token). */
   on401?: string;
 }
@@ -73,16 +77,20 @@ export async function fetchBundle(
   for (;;) {
     const stop = stopReason(ctx, last);
     if (stop) throw fail(stop, tries);
+    // Waiting for a slot ends early only when the run stops; the check above then says why.
+    if (!(await ctx.limiter.acquire(ctx.stop))) continue;
     tries++;
+    const sentAt = ctx.limiter.now();
     try {
       return await attemptOnce(ctx, query);
     } catch (e) {
       last = e as Failure;
     }
+    // The vault is throttling: the whole run slows down, not just this secret.
+    if (last.status === 429) ctx.limiter.throttled(sentAt);
     if (last.final || !last.retryable || tries >= ctx.attempts) throw fail(last, tries);
     const wait = backoffDelayMs(tries, ctx.backoff);
-    const stopSignal = ctx.deadline ? AbortSignal.any([ctx.deadline, ctx.closed]) : ctx.closed;
-    await sleep(wait, stopSignal);
+    await sleep(wait, ctx.stop);
   }
 }
 
@@ -103,47 +111,78 @@ function stopReason(ctx: FetchContext, last: Failure | undefined): Failure | und
   return undefined;
 }
 
+// One random run id and a counter: unique per attempt like a UUID, without making one each time.
+const RUN_ID = crypto.getRandomValues(new Uint32Array(2)).reduce((s, n) => s + n.toString(36), "");
+let requestCount = 0;
+
+function nextRequestId(): string {
+  return `secretsync-${RUN_ID}-${++requestCount}`;
+}
+
 async function attemptOnce(ctx: FetchContext, query: SecretQuery): Promise<SecretBundle> {
-  // Our own opc-request-id: it binds the SDK's request to this attempt's signal (see http.ts)
-  // and is what OCI support asks for.
-  const requestId = `secretsync-${crypto.randomUUID()}`;
-  const timer = timeoutSignal(ctx.timeoutMs);
-  const signals = [timer.signal, ctx.closed];
-  if (ctx.deadline) signals.push(ctx.deadline);
-  const signal = AbortSignal.any(signals);
-  const attempt = ctx.http.begin(requestId, signal);
+  const requestId = nextRequestId();
+  const timer = deadlineSignal(ctx.timeoutMs, [ctx.closed, ctx.deadline]);
+  const attempt: Attempt = { signal: timer.signal };
   try {
-    const selector = query.version ?? ctx.selector;
-    const common = {
-      ...("versionNumber" in selector
-        ? { versionNumber: selector.versionNumber }
-        : { stage: selector.stage as never }),
-      opcRequestId: requestId,
-      retryConfiguration: ctx.noRetry,
-    };
     const { secret } = query;
-    const call = "ocid" in secret
-      ? ctx.client.getSecretBundle({ secretId: secret.ocid, ...common })
-      : ctx.client.getSecretBundleByName({
-        secretName: secret.name,
-        vaultId: secret.vaultId,
-        ...common,
-      });
     // Racing matters beyond the fetch signal: signing may refresh the session token, and the
     // SDK's token and IMDS requests cannot be cancelled.
-    const res = await raceAbort(call, signal);
-    return decodeBundle(res.secretBundle as RawBundle, {
+    const res = await raceAbort(
+      signedRequest(bundleUrl(ctx, query), attempt, {
+        method: "ocid" in secret ? "GET" : "POST",
+        signer: ctx.signer,
+        requestId,
+        maxResponseBytes: ctx.maxResponseBytes,
+      }),
+      timer.signal,
+    );
+    if (res.status < 200 || res.status > 299) throw serviceError(res);
+    const bundle = JSON.parse(new TextDecoder().decode(res.body)) as RawBundle;
+    return decodeBundle(bundle, {
       maxBytes: ctx.maxBytes,
       // By name, the OCID is learnt from the answer.
       secretId: "ocid" in secret ? secret.ocid : undefined,
     });
   } catch (e) {
-    const failure = classify(e, attempt, ctx, timer.signal, requestId);
+    const failure = classify(e, attempt, ctx, timer.timedOut(), requestId);
     throw explainFailure(failure, query, ctx);
   } finally {
     timer.clear();
-    ctx.http.end(requestId);
   }
+}
+
+/**
+ * The request as the SDK builds it: `GET /secretbundles/{secretId}` or
+ * `POST /secretbundles/actions/getByName` (no body), with the stage or version.
+ */
+function bundleUrl(ctx: FetchContext, query: SecretQuery): string {
+  const selector = query.version ?? ctx.selector;
+  const version = "versionNumber" in selector
+    ? `versionNumber=${selector.versionNumber}`
+    : `stage=${encodeURIComponent(selector.stage)}`;
+  const { secret } = query;
+  if ("ocid" in secret) {
+    return `${ctx.endpoint}/secretbundles/${encodeURIComponent(secret.ocid)}?${version}`;
+  }
+  return `${ctx.endpoint}/secretbundles/actions/getByName?secretName=` +
+    `${encodeURIComponent(secret.name)}&vaultId=${encodeURIComponent(secret.vaultId)}&${version}`;
+}
+
+/** An error answer, read like the SDK reads it: OCI's `{code, message}` body, else the text. */
+function serviceError(res: { status: number; statusText: string; body: Uint8Array }) {
+  const text = new TextDecoder().decode(res.body);
+  let code = "None";
+  let message = text || res.statusText || "unknown reason.";
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body.code === "string" && typeof body.message === "string") {
+      code = body.code;
+      message = body.message;
+    }
+  } catch {
+    // Not JSON: the text is the message, as the SDK has it.
+  }
+  return { statusCode: res.status, serviceCode: code, message };
 }
 
 /** Adds what a status means for this kind of query and credential. */
@@ -164,7 +203,7 @@ function classify(
   e: unknown,
   attempt: Attempt,
   ctx: FetchContext,
-  timeout: AbortSignal,
+  timedOut: boolean,
   requestId: string,
 ): Failure {
   // Abort causes first: after an abort, whatever the SDK threw is a consequence.
@@ -175,7 +214,7 @@ function classify(
     if (ctx.deadline?.aborted) {
       return { reason: "run deadline reached during a request", retryable: true, final: true };
     }
-    if (timeout.aborted) return { reason: `timed out after ${ctx.timeoutMs} ms`, retryable: true };
+    if (timedOut) return { reason: `timed out after ${ctx.timeoutMs} ms`, retryable: true };
   }
   if (e instanceof BadContent) return { reason: e.message, retryable: false };
   if (attempt.tooLarge) {

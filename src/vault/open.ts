@@ -7,9 +7,11 @@ import { authenticate, regionId } from "./auth.ts";
 import { describe } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import { fetchBundle, type FetchContext, type Selector } from "./fetch.ts";
-import { AttemptHttpClient } from "./http.ts";
+import { createRateLimiter } from "./rate.ts";
 import { DEFAULT_BACKOFF } from "./retry.ts";
-import { loadSdk } from "./sdk.ts";
+import { loadSdk, type Sdk } from "./sdk.ts";
+import { generateSessionKeyPair } from "./session_key.ts";
+import { CachedKeySigner, signingKeyOf } from "./sign.ts";
 import { AUTH_MODES, type SecretSource, type VaultOptions } from "./types.ts";
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
@@ -67,6 +69,9 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
   const attempts = positiveInt("attempts", opts.attempts ?? 3);
   const timeoutMs = positiveInt("timeoutMs", opts.timeoutMs ?? 10_000);
   const maxBytes = positiveInt("maxBytes", opts.maxBytes ?? 65_536);
+  if (opts.rate !== undefined && !(opts.rate > 0 && Number.isFinite(opts.rate))) {
+    throw new RangeError(`Invalid rate ${opts.rate}: expected a positive number`);
+  }
   const deadline = opts.signal;
   if (deadline?.aborted) {
     throw new VaultError("Cannot open the vault: run deadline reached before authentication", {
@@ -75,52 +80,51 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     });
   }
 
+  // The session key pair (instance principal) is generated on a worker thread while the SDK
+  // loads and IMDS answers, rather than after.
+  const sessionKeys = mode === "instance_principal" ? generateSessionKeyPair() : undefined;
+  sessionKeys?.catch(() => {
+    // Deliberately ignored here: authenticate() awaits it and reports the failure.
+  });
   const sdk = await loadSdk();
   const auth = await authenticate(opts.auth, {
     sdk,
+    sessionKeys,
     timeoutMs,
     signal: deadline,
     region: opts.region,
   });
   try {
-    let signer;
+    // One imported key signs every request (see sign.ts); a bad key fails here, not per request.
+    const signer = new CachedKeySigner(signingKeyOf(auth.provider));
     try {
-      signer = new sdk.common.DefaultRequestSigner(auth.provider);
+      await signer.prepare();
     } catch (e) {
       throw new VaultError(`Cannot load the API signing key: ${describe(e)}`, {
         secretId: "",
         retryable: false,
       });
     }
-    // Room for base64 (4/3) plus the JSON around it; a bigger response is refused unread.
-    const http = new AttemptHttpClient(signer, Math.ceil(maxBytes / 3) * 4 + 64 * 1024);
-    const noRetry = sdk.common.NoRetryConfigurationDetails;
-    // The configuration is the SECOND argument; inside the first it is silently ignored.
-    const client = new sdk.secrets.SecretsClient({ httpClient: http }, {
-      retryConfiguration: noRetry,
-      circuitBreaker: new sdk.common.CircuitBreaker({ disableClientCircuitBreaker: true }),
-    });
 
     let region = opts.region ?? auth.regionId;
     if (!region && !opts.endpoint && auth.imdsRegion) {
       const t = AbortSignal.timeout(timeoutMs);
       region = await auth.imdsRegion(deadline ? AbortSignal.any([t, deadline]) : t);
     }
-    if (region) client.regionId = regionId(sdk, region);
-    // Last: setting a region overwrites the endpoint.
-    if (opts.endpoint) client.endpoint = opts.endpoint.replace(/\/+$/, "");
     if (!region && !opts.endpoint) {
       throw new VaultError("Cannot open the vault: no region (set a region or an endpoint)", {
         secretId: "",
         retryable: false,
       });
     }
+    const base = opts.endpoint?.replace(/\/+$/, "") ?? secretsEndpoint(sdk, regionId(sdk, region!));
 
     const closer = new AbortController();
     const ctx: FetchContext = {
-      client,
-      http,
-      noRetry,
+      endpoint: `${base}/20190301`,
+      signer,
+      // Room for base64 (4/3) plus the JSON around it; a bigger response is refused unread.
+      maxResponseBytes: Math.ceil(maxBytes / 3) * 4 + 64 * 1024,
       selector,
       attempts,
       timeoutMs,
@@ -128,6 +132,8 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
       backoff: DEFAULT_BACKOFF,
       deadline,
       closed: closer.signal,
+      stop: deadline ? AbortSignal.any([deadline, closer.signal]) : closer.signal,
+      limiter: createRateLimiter(opts.rate),
       on401: auth.on401,
     };
     return {
@@ -142,6 +148,21 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     auth.dispose();
     throw e;
   }
+}
+
+/** The Secrets service's endpoint in a region, exactly as the SDK's SecretsClient derives it. */
+export function secretsEndpoint(sdk: Sdk, region: string): string {
+  // The template is a protected static of the client; a subclass may read it.
+  class Endpoint extends sdk.secrets.SecretsClient {
+    static of(id: string): string {
+      return sdk.common.EndpointBuilder.createEndpointFromRegionId(
+        this.serviceEndpointTemplate,
+        id,
+        this.endpointServiceName,
+      );
+    }
+  }
+  return Endpoint.of(region);
 }
 
 function positiveInt(name: string, v: number): number {

@@ -97,4 +97,9 @@ export interface VaultOptions {
   signal?: AbortSignal;
   /** Largest accepted decoded secret size in bytes. @default 65536 */
   maxBytes?: number;
+  /**
+   * Requests per second at most, over the whole run; a 429 slows every request down further
+   * (see rate.ts). @default no limit (429s still slow the run down)
+   */
+  rate?: number;
 }

@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { startOciStandIn } from "../oci/standin.ts";
 import { cli, instancePrincipalArgs, makeWorkspace, runCli } from "./harness.ts";
 const KILLS = Number(Deno.env.get("CRASH_KILLS") ?? 60);
-const FILES = 16;
+// More files than the run writes at once (16): with fewer, every rename lands in one burst and a
+// kill between two renames, which this test must see, is rare.
+const FILES = 64;
 
 Deno.test(`kill -9 at ${KILLS} random moments never leaves a partial file`, async () => {
   const oci = await startOciStandIn();

@@ -74,11 +74,17 @@ export interface StandInOptions {
    * Serve the unsigned control API under `/_standin/` (for serve.ts and demos):
    * `PUT /_standin/secrets/{id}` (body: the value; answers `{"version": n}`),
    * `POST /_standin/faults` (`{"match": {…}, "fault": {…}}`), `DELETE /_standin/faults`,
-   * `GET /_standin/calls`; streams: `POST /_standin/streams` (`{"id"?, "partitions"?,
-   * "routeSecretEvents"?}`, answers `{"id"}`), `POST /_standin/streams/{id}/events`
-   * (`{"secretId", "eventType"?}` or `{"raw": any JSON}`, answers `{"offset"}`). @default false
+   * `GET /_standin/calls`, `POST /_standin/latency` (`{"ms": 50, "paths": […]}`),
+   * `GET /_standin/content/{id}` (the CURRENT version's base64, as a stub `oci` CLI prints it);
+   * streams: `POST /_standin/streams` (`{"id"?, "partitions"?, "routeSecretEvents"?}`, answers
+   * `{"id"}`), `POST /_standin/streams/{id}/events` (`{"secretId", "eventType"?}` or
+   * `{"raw": any JSON}`, answers `{"offset"}`). @default false
    */
   control?: boolean;
+  /** Every request to these endpoint families is answered this much later. @default 0 */
+  latencyMs?: number;
+  /** Which families `latencyMs` applies to. @default ["imds", "federation", "secrets"] */
+  latencyPaths?: FaultPath[];
   /** Streaming limits (cursor lifetime, read rates); see `_streams.ts`. */
   streams?: Partial<StreamLimits>;
 }
@@ -121,6 +127,8 @@ export interface Fault {
   bundleContent?: string | null;
   /** How many matching requests this fault affects. @default Infinity */
   times?: number;
+  /** The fault applies for this long after it was added, then never again. @default forever */
+  forMs?: number;
 }
 
 /** Request counters. Faulted and rejected requests count too. */
@@ -135,6 +143,8 @@ export interface StandInCalls {
   streams: StreamCalls;
   /** Every request as "METHOD /path" (no query), oldest first. */
   log: string[];
+  /** When each Secrets API request arrived (`performance.now()`), for whom, oldest first. */
+  secretsAt: { at: number; secretId?: string }[];
 }
 
 /** Options for `setSecret`. */
@@ -222,6 +232,8 @@ export interface OciStandIn {
   setSecret(id: string, value: Uint8Array | string, opts?: SetSecretOptions): number;
   fault(match: FaultMatch, fault: Fault): void;
   clearFaults(): void;
+  /** Sets the latency every request of `paths` gets (see `StandInOptions.latencyMs`). */
+  setLatency(ms: number, paths?: FaultPath[]): void;
   /** `calls.secrets.get(id) ?? 0` */
   secretCalls(id: string): number;
   /** Creates a stream (one partition by default); returns its OCID. */
@@ -265,6 +277,7 @@ interface IssuedToken {
   exp: number;
 }
 
+const ALL_PATHS: FaultPath[] = ["imds", "federation", "secrets"];
 const STAGES = new Set(["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"]);
 const DEFAULT_CODES: Record<number, string> = {
   400: "InvalidParameter",
@@ -297,7 +310,8 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
   const jwtSecret = crypto.getRandomValues(new Uint8Array(32));
 
   const secrets = new Map<string, Secret>();
-  const faults: { match: FaultMatch; fault: Fault; left: number }[] = [];
+  const faults: { match: FaultMatch; fault: Fault; left: number; until: number }[] = [];
+  const latency = { ms: opts.latencyMs ?? 0, paths: new Set(opts.latencyPaths ?? ALL_PATHS) };
   const tokens = new Map<string, IssuedToken>();
   const streams = createStreams(opts.streams);
   const routes: { streamId: string; eventType?: string }[] = [];
@@ -308,6 +322,7 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     rejected: 0,
     streams: streams.calls,
     log: [],
+    secretsAt: [],
   };
   const rejections: string[] = [];
 
@@ -325,9 +340,10 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     tokens,
     calls,
     rejections,
+    latency: (path) => latency.paths.has(path) ? latency.ms : 0,
     takeFault(path, secretId) {
       for (const f of faults) {
-        if (f.left <= 0) continue;
+        if (f.left <= 0 || Date.now() >= f.until) continue;
         if (f.match.path !== undefined && f.match.path !== path) continue;
         if (f.match.secretId !== undefined && f.match.secretId !== secretId) continue;
         f.left--;
@@ -337,9 +353,16 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     },
   };
 
-  const server = serveRaw((req) => {
+  const server = serveRaw(async (req) => {
     if (opts.control && new URL(req.target, "http://x").pathname.startsWith("/_standin/")) {
-      return Promise.resolve(control(standIn, req));
+      const content = contentOf(ctx, req);
+      if (content) {
+        // What `oci secrets secret-bundle get --query …content --raw-output` prints, for a
+        // stub `oci` (the benchmark's original script): unsigned, with the secrets latency.
+        if (ctx.latency("secrets")) await sleep(ctx.latency("secrets"), server.closing);
+        return content;
+      }
+      return control(standIn, req);
     }
     return handle(ctx, req, server.closing);
   }, opts.port ?? 0);
@@ -468,10 +491,19 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
       return v.number;
     },
     fault(match, fault) {
-      faults.push({ match, fault, left: fault.times ?? Infinity });
+      faults.push({
+        match,
+        fault,
+        left: fault.times ?? Infinity,
+        until: fault.forMs === undefined ? Infinity : Date.now() + fault.forMs,
+      });
     },
     clearFaults() {
       faults.length = 0;
+    },
+    setLatency(ms, paths = ALL_PATHS) {
+      latency.ms = ms;
+      latency.paths = new Set(paths);
     },
     secretCalls: (id) => calls.secrets.get(id) ?? 0,
     createStream(o = {}) {
@@ -527,6 +559,8 @@ interface HandlerContext {
   tokens: Map<string, IssuedToken>;
   calls: StandInCalls;
   rejections: string[];
+  /** The latency for requests of this family now. */
+  latency(path: FaultPath): number;
   takeFault(path: FaultPath, secretId?: string): Fault | undefined;
 }
 
@@ -551,6 +585,7 @@ async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal
   } else if (path.startsWith("/20190301/secretbundles/")) {
     kind = "secrets";
     secretId = resolveSecretId(ctx, req.method, url);
+    ctx.calls.secretsAt.push({ at: performance.now(), secretId });
     if (secretId !== undefined) {
       ctx.calls.secrets.set(secretId, (ctx.calls.secrets.get(secretId) ?? 0) + 1);
     }
@@ -558,6 +593,8 @@ async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal
     return ociError(404, "NotFound", `No route for ${req.method} ${path}`, requestId);
   }
 
+  const latency = ctx.latency(kind);
+  if (latency > 0) await sleep(latency, closing);
   const fault = ctx.takeFault(kind, secretId);
   if (fault?.delayMs) await sleep(fault.delayMs, closing);
   if (fault?.hang) return { kind: "hang" };
@@ -600,6 +637,23 @@ async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal
   }
 }
 
+/** `GET /_standin/content/{id}`: the CURRENT version's base64 as text, or undefined. */
+function contentOf(ctx: HandlerContext, req: RawRequest): Reply | undefined {
+  const path = new URL(req.target, "http://x").pathname;
+  if (req.method !== "GET" || !path.startsWith("/_standin/content/")) return undefined;
+  const id = decodeURIComponent(path.slice("/_standin/content/".length));
+  const version = ctx.secrets.get(id)?.versions.find((v) => v.stages.has("CURRENT"));
+  if (!version) {
+    return { kind: "response", status: 404, headers: {}, body: `no secret ${id}\n` };
+  }
+  return {
+    kind: "response",
+    status: 200,
+    headers: { "content-type": "text/plain" },
+    body: version.bytes.toBase64() + "\n",
+  };
+}
+
 /** The unsigned control API (see StandInOptions.control). */
 function control(oci: OciStandIn, req: RawRequest): Reply {
   const path = new URL(req.target, "http://x").pathname;
@@ -617,6 +671,11 @@ function control(oci: OciStandIn, req: RawRequest): Reply {
     if (req.method === "POST" && path === "/_standin/faults") {
       const { match, fault } = JSON.parse(new TextDecoder().decode(req.body));
       oci.fault(match ?? {}, fault ?? {});
+      return json(200, {});
+    }
+    if (req.method === "POST" && path === "/_standin/latency") {
+      const { ms, paths } = JSON.parse(new TextDecoder().decode(req.body));
+      oci.setLatency(Number(ms), paths);
       return json(200, {});
     }
     if (req.method === "DELETE" && path === "/_standin/faults") {

@@ -256,6 +256,49 @@ Deno.test("close() ends hung requests", async () => {
   assert.ok(Date.now() - started < 1000);
 });
 
+Deno.test("latency, time-boxed faults and the content endpoint (for benchmarks)", async (t) => {
+  const oci = await startOciStandIn({ control: true, latencyMs: 400, latencyPaths: ["secrets"] });
+  try {
+    oci.setSecret(SECRET_ID, "value-one");
+    const content = `${oci.url}/_standin/content/${SECRET_ID}`;
+
+    await t.step("every request of a listed family waits the latency; others do not", async () => {
+      let started = performance.now();
+      const r = await status(fetch(content));
+      assert.ok(performance.now() - started >= 395, "content waited");
+      assert.equal(r.body, `${btoa("value-one")}\n`);
+      started = performance.now();
+      await status(
+        fetch(`${oci.imdsUrl}instance/region`, { headers: { Authorization: "Bearer Oracle" } }),
+      );
+      assert.ok(performance.now() - started < 300, "IMDS did not wait");
+      oci.setLatency(0);
+    });
+
+    await t.step("a fault with forMs stops after that long", async () => {
+      const { keyId, privateKeyPem } = oci.apiKey();
+      const url = `${oci.secretsEndpoint}/20190301/secretbundles/${SECRET_ID}`;
+      const get = () =>
+        status(
+          fetch(url, {
+            headers: signRequest("GET", url, null, { keyId, privateKey: privateKeyPem }),
+          }),
+        );
+      oci.fault({ path: "secrets" }, { status: 429, forMs: 150 });
+      assert.equal((await get()).status, 429);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal((await get()).status, 200);
+      assert.equal(oci.calls.secretsAt.length, 2);
+    });
+
+    await t.step("an unknown secret is a 404 on the content endpoint", async () => {
+      assert.equal((await status(fetch(`${oci.url}/_standin/content/nope`))).status, 404);
+    });
+  } finally {
+    await oci.close();
+  }
+});
+
 Deno.test("issueSessionToken(): ST$<token> verifies only with its key, and only until it expires", async (t) => {
   const oci = await startOciStandIn();
   try {

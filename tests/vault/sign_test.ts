@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import type { HttpRequest } from "oci-common";
+import { CachedKeySigner } from "../../src/vault/sign.ts";
+import {
+  contentSha256,
+  parseAuthorization,
+  signingString,
+  verifyRsaSha256,
+} from "../oci/_signature.ts";
+
+function keyPair(format: "pkcs1" | "pkcs8") {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  return {
+    pem: privateKey.export({ format: "pem", type: format }) as string,
+    pub: publicKey,
+  };
+}
+
+function request(method: string, uri: string, body?: string): HttpRequest {
+  return { method, uri, headers: new Headers(), body } as HttpRequest;
+}
+
+function verify(req: HttpRequest, pub: ReturnType<typeof keyPair>["pub"]) {
+  const params = parseAuthorization(req.headers.get("authorization"));
+  assert(params, "an Authorization header in OCI's format");
+  const url = new URL(req.uri);
+  const data = signingString(req.method, url.pathname + url.search, req.headers, params.headers);
+  return { params, valid: verifyRsaSha256(data, params.signature, pub) };
+}
+
+Deno.test("CachedKeySigner signs like the SDK and re-imports the key only when it changes", async (t) => {
+  const a = keyPair("pkcs1");
+  const b = keyPair("pkcs8");
+  let current = a;
+  let keyIds = 0;
+  const signer = new CachedKeySigner({
+    keyId: () => Promise.resolve(`ST$token-${++keyIds}`),
+    privateKeyPem: () => current.pem,
+  });
+
+  await t.step("a GET signs x-date, (request-target) and host with the key id", async () => {
+    const req = request("GET", "http://127.0.0.1:9/20190301/secretbundles/ocid1.x?stage=CURRENT");
+    await signer.signHttpRequest(req);
+    const { params, valid } = verify(req, a.pub);
+    assert(valid, "the signature verifies with the provider's public key");
+    assert.deepEqual(params.keyId, "ST$token-1");
+    assert.deepEqual(params.headers, ["x-date", "(request-target)", "host"]);
+    assert.deepEqual(req.headers.get("host"), "127.0.0.1:9");
+    assert(req.headers.get("authorization")!.startsWith('Signature version="1",'));
+  });
+
+  await t.step("a POST also signs the body's type, length and hash", async () => {
+    const body = '{"name":"db"}';
+    const req = request(
+      "POST",
+      "http://127.0.0.1:9/20190301/secretbundles/actions/getByName",
+      body,
+    );
+    await signer.signHttpRequest(req);
+    const { params, valid } = verify(req, a.pub);
+    assert(valid);
+    assert.deepEqual(params.headers.slice(3), [
+      "content-type",
+      "content-length",
+      "x-content-sha256",
+    ]);
+    assert.deepEqual(req.headers.get("content-length"), String(body.length));
+    assert.deepEqual(
+      req.headers.get("x-content-sha256"),
+      contentSha256(new TextEncoder().encode(body)),
+    );
+  });
+
+  await t.step("after a refresh changed the key, the new key signs", async () => {
+    current = b;
+    const req = request("GET", "http://127.0.0.1:9/20190301/secretbundles/ocid1.y");
+    await signer.signHttpRequest(req);
+    assert(verify(req, b.pub).valid, "signed with the new key");
+    assert(!verify(req, a.pub).valid, "not with the old one");
+  });
+});
+
+Deno.test("CachedKeySigner.prepare() fails on a key that is not a key", async () => {
+  const signer = new CachedKeySigner({
+    keyId: () => Promise.resolve("k"),
+    privateKeyPem: () => "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+  });
+  let failed = false;
+  await signer.prepare().catch(() => failed = true);
+  assert(failed, "prepare() rejects");
+});
+
+Deno.test("CachedKeySigner signs with a passphrase-protected API key", async () => {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const pem = privateKey.export({
+    format: "pem",
+    type: "pkcs8",
+    cipher: "aes-256-cbc",
+    passphrase: "correct horse",
+  }) as string;
+  const signer = new CachedKeySigner({
+    keyId: () => Promise.resolve("tenancy/user/fingerprint"),
+    privateKeyPem: () => pem,
+    passphrase: "correct horse",
+  });
+  const req = request("GET", "http://127.0.0.1:9/20190301/secretbundles/ocid1.z");
+  await signer.signHttpRequest(req);
+  assert.ok(verify(req, publicKey).valid);
+});
