@@ -14,10 +14,14 @@
  * @module
  */
 
-/** The units `secretsync install` writes, in the order it writes them. */
+/**
+ * The unit files of `systemd/`. `oci-secretsync.podman.service` is the service's variant for
+ * podman hosts: `secretsync install` writes one of the two as `oci-secretsync.service`.
+ */
 export const UNIT_NAMES = [
   "run-secrets.mount",
   "oci-secretsync.service",
+  "oci-secretsync.podman.service",
   "oci-secretsync.timer",
 ] as const;
 
@@ -48,10 +52,10 @@ export function renderAssetsModule(units: Readonly<Record<string, string>>): str
     " * @module",
     " */",
     "",
-    "/** Name of a unit `secretsync install` writes. */",
+    "/** Name of a unit file in `systemd/`. */",
     `export type UnitName = ${UNIT_NAMES.map((n) => `"${n}"`).join(" | ")};`,
     "",
-    "/** The units, in the order `secretsync install` writes them. */",
+    "/** The unit files, the service's podman variant after the service. */",
     `export const UNIT_NAMES: readonly UnitName[] = [${
       UNIT_NAMES.map((n) => `"${n}"`).join(", ")
     }];`,

@@ -6,6 +6,7 @@
  * secretsync watch [--stream OCID] …             # stay running; rotations via OCI Streaming
  * secretsync check [--map FILE] [--root DIR]     # validate, no network
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
+ * secretsync uninstall [--dry-run]               # stop and remove them; keep map and secrets
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
  * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)
  * ```
@@ -18,8 +19,10 @@ import { envWrapperCommand, parseEnvWrapperArgs, runEnvWrapper } from "./command
 import { installCommand, parseInstallArgs, runInstall } from "./commands/install.ts";
 import { parseRecipeArgs, recipeCommand, runRecipe } from "./commands/recipe.ts";
 import { parseSyncArgs, runSync, syncCommand } from "./commands/sync.ts";
+import { parseUninstallArgs, runUninstall, uninstallCommand } from "./commands/uninstall.ts";
 import { parseWatchArgs, runWatch, watchCommand } from "./commands/watch.ts";
 import { UsageError } from "./commands/usage.ts";
+import { errorText } from "./log.ts";
 import { explainNotCapable } from "./permissions.ts";
 import { versionText } from "./version.ts";
 
@@ -31,6 +34,7 @@ const commands = new Map<string, (args: string[]) => Promise<number>>([
   ["watch", (args) => runWatch(parseWatchArgs(args, parseSyncArgs, syncCommand().options))],
   ["check", (args) => runCheck(parseCheckArgs(args))],
   ["install", (args) => runInstall(parseInstallArgs(args))],
+  ["uninstall", (args) => runUninstall(parseUninstallArgs(args))],
   ["recipe", (args) => runRecipe(parseRecipeArgs(args))],
   ["env-wrapper", (args) => {
     parseEnvWrapperArgs(args);
@@ -55,6 +59,7 @@ function program(): Command {
     .addCommand(watchCommand(syncCommand().options))
     .addCommand(checkCommand())
     .addCommand(installCommand())
+    .addCommand(uninstallCommand())
     .addCommand(recipeCommand())
     .addCommand(envWrapperCommand())
     .addHelpText(
@@ -80,12 +85,12 @@ export async function main(args: string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof UsageError) {
-      console.error(`secretsync: ${error.message}`);
+      console.error(errorText(`secretsync: ${error.message}`));
       return 2;
     }
     if (error instanceof Deno.errors.NotCapable) {
       // Something this build may not touch, found only on the way: say how to proceed.
-      console.error(`secretsync: ${explainNotCapable(error)}`);
+      console.error(errorText(`secretsync: ${explainNotCapable(error)}`));
       return 1;
     }
     throw error;

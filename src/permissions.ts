@@ -111,7 +111,8 @@ export const PERMISSIONS: PermissionSet = {
     "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
     "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE",
     "OCI_RESOURCE_PRINCIPAL_REGION",
-    // commander decides whether `--help` is coloured.
+    // log.ts: syslog priority prefixes under journald; commander and log.ts: colour.
+    "JOURNAL_STREAM",
     "NO_COLOR",
     "FORCE_COLOR",
     "CLICOLOR_FORCE",

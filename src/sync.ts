@@ -179,6 +179,7 @@ export async function sync(
         },
       );
     }
+    log.progress?.("fetch", fetched.size, queries.size);
   });
 
   // Decide first, act second: every file's change is known before the first write.

@@ -13,20 +13,25 @@
  */
 import { Command } from "commander";
 import { z } from "zod";
-import { UNIT_NAMES, type UnitName, UNITS } from "../assets.ts";
 import { createLogger, type Logger } from "../log.ts";
-import { dirname, isNormalizedAbsolute } from "../paths.ts";
-import { hostEnv, runCommand } from "../reload/command.ts";
+import { dirname } from "../paths.ts";
+import { systemctlOutcome } from "../reload/systemd.ts";
+import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
+import { accessProblems, explainNotCapable } from "../permissions.ts";
 import {
-  accessProblems,
-  explainNotCapable,
-  INSTALLED_BINARY,
-  INSTALLED_BINARY_TEMP,
-} from "../permissions.ts";
+  binaryTempOf,
+  DEFAULT_CONFIG_DIR,
+  DEFAULT_PREFIX_BIN,
+  DEFAULT_SYSTEMD_DIR,
+  ENV_FILE_NAME,
+  INSTALLED_UNITS,
+  renderUnits,
+  UNITS_TO_ENABLE,
+} from "../units.ts";
 import { atomicWrite, fileChange, UnsafePathError } from "../write.ts";
 import { ownershipProblem } from "../ownership.ts";
 import { oneLine } from "../text.ts";
-import { validateOptions } from "./usage.ts";
+import { unitPathOption, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync install`. */
 export interface InstallOptions {
@@ -40,6 +45,8 @@ export interface InstallOptions {
   enable: boolean;
   /** Say what would change; change nothing. */
   dryRun: boolean;
+  /** Which service variant to write: for the runtime that answers (`auto`), or this one. */
+  runtime: "auto" | RuntimeName;
 }
 
 /** What {@linkcode runInstall} talks to; tests replace parts of it. */
@@ -51,12 +58,10 @@ export interface InstallDeps {
   execPath: string;
   /** Runs `systemctl <args>`; resolves to its exit code and output. */
   systemctl(args: string[]): Promise<{ code: number; output: string }>;
+  /** The container runtime that answers on this host (docker first), if any. */
+  detectRuntime(): Promise<RuntimeName | undefined>;
 }
 
-const DEFAULT_PREFIX_BIN = dirname(INSTALLED_BINARY);
-const DEFAULT_SYSTEMD_DIR = "/etc/systemd/system";
-const DEFAULT_CONFIG_DIR = "/etc/oci-secretsync";
-const UNITS_TO_ENABLE = ["run-secrets.mount", "oci-secretsync.timer"];
 const UNIT_MODE = 0o644;
 const BINARY_MODE = 0o755;
 const MAP_MODE = 0o644;
@@ -83,19 +88,22 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
 # Then: secretsync check && systemctl start oci-secretsync.service
 `;
 
-/** Characters allowed in the directory options: they end up in the unit's ExecStart line. */
-const SAFE_PATH = /^\/[A-Za-z0-9._/+@-]*$/;
+/**
+ * The service's environment file written when none exists: every setting commented out.
+ * `SECRETSYNC_ARGS` is appended to the service's `sync` command line.
+ */
+export const EXAMPLE_ENV =
+  `# Environment of oci-secretsync.service (read by systemd, not by a shell: no quotes needed).
+# SECRETSYNC_ARGS is appended to the service's command line:
+#   secretsync sync --map /etc/oci-secretsync/map.csv --runtime <runtime> $SECRETSYNC_ARGS
+# Words are split on spaces. After a change nothing needs reloading: the next run reads it.
+#
+# Examples: remove the leading "# " to use one.
+# SECRETSYNC_ARGS=--auth api_key --profile DEFAULT
+# SECRETSYNC_ARGS=--concurrency 4 --timeout 60 --json
+`;
 
-/** Directories no install may write into: the filesystem root and the kernel's own trees. */
-const NEVER_INSTALL_IN = /^\/(proc|sys|dev)?(\/|$)/;
-
-const dir = (flag: string) =>
-  z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_PATH.test(value), {
-    error: (issue) =>
-      `${flag} "${issue.input}" must be an absolute, normalized directory of letters, digits and . _ / + @ -`,
-  }).refine((value) => !NEVER_INSTALL_IN.test(value), {
-    error: (issue) => `${flag} "${issue.input}" must not be /, nor under /proc, /sys or /dev`,
-  });
+const dir = unitPathOption;
 
 const installSchema = z.object({
   prefixBin: dir("--prefix-bin"),
@@ -103,6 +111,9 @@ const installSchema = z.object({
   configDir: dir("--config-dir"),
   enable: z.boolean(),
   dryRun: z.boolean(),
+  runtime: z.enum(["auto", "docker", "podman"], {
+    error: (issue) => `--runtime "${issue.input}" must be auto, docker or podman`,
+  }),
 });
 
 /** Declares `install` and its flags. */
@@ -116,9 +127,15 @@ export function installCommand(): Command {
     .option("--config-dir <dir>", "where map.csv lives", DEFAULT_CONFIG_DIR)
     .option("--no-enable", "do not run systemctl daemon-reload and enable --now")
     .option("--dry-run", "say what would change; change nothing", false)
+    .option(
+      "--runtime <name>",
+      "service variant: auto (the runtime that answers), docker or podman",
+      "auto",
+    )
     .addHelpText(
       "after",
-      '\nA compiled secretsync may only write the default directories; see README, "Permissions".',
+      "\nExample: secretsync install --dry-run && secretsync install\n" +
+        '\nA compiled secretsync may only write the default directories; see README, "Permissions".',
     );
 }
 
@@ -127,24 +144,6 @@ export function parseInstallArgs(args: string[]): InstallOptions {
   const command = installCommand().exitOverride();
   command.parse(args, { from: "user" });
   return validateOptions(installSchema, command.opts());
-}
-
-/**
- * The units for an install: exactly `systemd/` for the default paths; otherwise the service's
- * `ExecStart=` names the binary and map where this install puts them.
- */
-export function renderUnits(
-  options: Pick<InstallOptions, "prefixBin" | "configDir">,
-): Record<UnitName, string> {
-  const binary = `${options.prefixBin}/secretsync`;
-  const units = { ...UNITS };
-  for (const name of UNIT_NAMES) {
-    units[name] = units[name].replace(/^ExecStart=.*$/gm, (line) =>
-      line
-        .replaceAll(INSTALLED_BINARY, binary)
-        .replaceAll(`${DEFAULT_CONFIG_DIR}/`, `${options.configDir}/`));
-  }
-  return units;
 }
 
 /** Counts what an install changed, for the closing line. */
@@ -174,7 +173,8 @@ export async function runInstall(
     log,
     standalone: deps.standalone ?? Deno.build.standalone,
     execPath: deps.execPath ?? Deno.execPath(),
-    systemctl: deps.systemctl ?? systemctl,
+    systemctl: deps.systemctl ?? systemctlOutcome,
+    detectRuntime: deps.detectRuntime ?? answeringRuntime,
   };
   const tally: Tally = { changed: 0, unchanged: 0 };
   try {
@@ -183,8 +183,9 @@ export async function runInstall(
     const problems = await installProblems(options, full);
     if (problems.length > 0) throw new InstallError(problems);
     await installBinary(options, full, tally);
-    const units = renderUnits(options);
-    for (const name of UNIT_NAMES) {
+    const runtime = await chooseRuntime(options, full);
+    const units = renderUnits(options, runtime);
+    for (const name of INSTALLED_UNITS) {
       await installFile(
         `${options.systemdDir}/${name}`,
         units[name],
@@ -216,12 +217,14 @@ export async function runInstall(
 
 /** Every path install touches must be within this build's permissions: say which is not. */
 function preflight(options: InstallOptions): void {
-  const units = UNIT_NAMES.map((name) => `${options.systemdDir}/${name}`);
+  const units = INSTALLED_UNITS.map((name) => `${options.systemdDir}/${name}`);
   const binary = `${options.prefixBin}/secretsync`;
   const map = `${options.configDir}/map.csv`;
+  const env = `${options.configDir}/${ENV_FILE_NAME}`;
+  const config = [options.configDir, map, env];
   const problems = accessProblems({
-    read: [binary, ...units, options.configDir, map],
-    write: options.dryRun ? [] : [binary, binaryTemp(options), ...units, options.configDir, map],
+    read: [binary, ...units, ...config],
+    write: options.dryRun ? [] : [binary, binaryTempOf(options.prefixBin), ...units, ...config],
   });
   if (problems.length > 0) throw new InstallError(problems, 2);
 }
@@ -235,6 +238,10 @@ function preflight(options: InstallOptions): void {
 async function installProblems(options: InstallOptions, deps: InstallDeps): Promise<string[]> {
   const problems: string[] = [];
   const directory = async (path: string, flag: string, hint = "") => {
+    // A release build may not read /usr/local/bin itself, only its own file there: a
+    // directory this build cannot examine is not checked (preflight() has already refused
+    // every path it may not write).
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return;
     const info = await Deno.stat(path).catch((error) => {
       if (error instanceof Deno.errors.NotFound) return undefined;
       throw error;
@@ -256,7 +263,7 @@ async function installProblems(options: InstallOptions, deps: InstallDeps): Prom
     ...(deps.standalone && deps.execPath !== `${options.prefixBin}/secretsync`
       ? [`${options.prefixBin}/secretsync`]
       : []),
-    ...UNIT_NAMES.map((name) => `${options.systemdDir}/${name}`),
+    ...INSTALLED_UNITS.map((name) => `${options.systemdDir}/${name}`),
   ];
   for (const file of files) {
     const info = await Deno.lstat(file).catch(() => undefined);
@@ -337,7 +344,7 @@ async function installBinary(options: InstallOptions, deps: InstallDeps, tally: 
     });
     return;
   }
-  await replaceFile(target, binaryTemp(options), bytes, BINARY_MODE);
+  await replaceFile(target, binaryTempOf(options.prefixBin), bytes, BINARY_MODE);
   log.log("info", "install", `Copied ${deps.execPath} to ${target}`, {
     event: "wrote",
     path: target,
@@ -392,37 +399,92 @@ async function installConfig(options: InstallOptions, deps: InstallDeps, tally: 
       log.log("info", "install", `Created ${configDir}`, { event: "created", path: configDir });
     }
   }
-  const mapInfo = dirInfo ? await Deno.lstat(map).catch(() => undefined) : undefined;
-  if (mapInfo) {
-    log.log("info", "install", `Kept the existing ${map}`, { event: "unchanged", path: map });
+  await writeExample(map, EXAMPLE_MAP, "add your secrets to it", !!dirInfo, options, deps, tally);
+  await writeExample(
+    `${configDir}/${ENV_FILE_NAME}`,
+    EXAMPLE_ENV,
+    "extra flags for the service go there",
+    !!dirInfo,
+    options,
+    deps,
+    tally,
+  );
+}
+
+/** Writes an example config file unless one exists: a user's file is never replaced. */
+async function writeExample(
+  path: string,
+  text: string,
+  hint: string,
+  dirExists: boolean,
+  options: InstallOptions,
+  deps: InstallDeps,
+  tally: Tally,
+): Promise<void> {
+  const { log } = deps;
+  const info = dirExists ? await Deno.lstat(path).catch(() => undefined) : undefined;
+  if (info) {
+    log.log("info", "install", `Kept the existing ${path}`, { event: "unchanged", path });
     tally.unchanged++;
     return;
   }
   tally.changed++;
   if (options.dryRun) {
-    log.log("info", "install", `Would write an example ${map}`, {
-      event: "would_write",
-      path: map,
-    });
+    log.log("info", "install", `Would write an example ${path}`, { event: "would_write", path });
     return;
   }
-  // createNew: if a map appeared since the check, it is the user's and stays.
-  const file = await Deno.open(map, { write: true, createNew: true, mode: MAP_MODE });
+  // createNew: if a file appeared since the check, it is the user's and stays.
+  const file = await Deno.open(path, { write: true, createNew: true, mode: MAP_MODE });
   try {
-    await file.write(new TextEncoder().encode(EXAMPLE_MAP));
+    await file.write(new TextEncoder().encode(text));
     await file.sync();
   } finally {
     file.close();
   }
-  await Deno.chmod(map, MAP_MODE);
-  log.log("info", "install", `Wrote an example ${map}: add your secrets to it`, {
-    event: "wrote",
-    path: map,
-  });
+  await Deno.chmod(path, MAP_MODE);
+  log.log("info", "install", `Wrote an example ${path}: ${hint}`, { event: "wrote", path });
+}
+
+/** The runtime whose service variant to write: the chosen one, or the one that answers. */
+async function chooseRuntime(options: InstallOptions, deps: InstallDeps): Promise<RuntimeName> {
+  if (options.runtime !== "auto") {
+    deps.log.log("info", "install", `Service for ${options.runtime} (--runtime)`, {
+      event: "runtime",
+      runtime: options.runtime,
+    });
+    return options.runtime;
+  }
+  const found = await deps.detectRuntime();
+  if (found) {
+    deps.log.log("info", "install", `Service for ${found}: it answers on this host`, {
+      event: "runtime",
+      runtime: found,
+    });
+    return found;
+  }
+  deps.log.log(
+    "warn",
+    "install",
+    "Neither docker nor podman answers: writing the docker service (the strictest sandbox; " +
+      "enough for unit: and pidfile: targets). For podman containers: install --runtime podman",
+    { event: "runtime", runtime: "docker" },
+  );
+  return "docker";
+}
+
+async function answeringRuntime(): Promise<RuntimeName | undefined> {
+  try {
+    return (await detectRuntime("auto")).name;
+  } catch {
+    // Neither answered: the caller says so and picks the strictest variant.
+    return undefined;
+  }
 }
 
 async function enableUnits(options: InstallOptions, deps: InstallDeps): Promise<void> {
   const calls = [["daemon-reload"], ["enable", "--now", ...UNITS_TO_ENABLE]];
+  // A sandbox change (another runtime's variant) applies at the next start of the oneshot
+  // service; nothing to restart.
   if (!options.enable) {
     deps.log.log(
       "info",
@@ -473,18 +535,6 @@ async function replaceFile(path: string, temp: string, bytes: Uint8Array, mode: 
     if (!dirMissing) throw error;
     throw new InstallError([`Cannot write ${path}: the directory ${dirname(path)} does not exist`]);
   }
-}
-
-function binaryTemp(options: InstallOptions): string {
-  return options.prefixBin === DEFAULT_PREFIX_BIN
-    ? INSTALLED_BINARY_TEMP
-    : `${options.prefixBin}/.secretsync.new`;
-}
-
-async function systemctl(args: string[]): Promise<{ code: number; output: string }> {
-  // enable --now starts the mount and the timer: give it longer than a reload gets.
-  const result = await runCommand("systemctl", args, { env: hostEnv(), timeoutMs: 120_000 });
-  return { code: result.code, output: `${result.stderr}${result.stdout}` };
 }
 
 function explain(error: unknown): string {

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { isNormalizedAbsolute } from "../paths.ts";
+import { SAFE_DIR } from "../units.ts";
 
 /** Bad command-line usage: the run stops with exit code 2 before touching anything. */
 export class UsageError extends Error {
@@ -37,6 +38,23 @@ export const rootsSchema = z
       }),
     ),
   );
+
+/**
+ * A directory option of install/uninstall: absolute, normalized, only characters that keep a
+ * unit's ExecStart line meaning what it says (no spaces, no `%` specifiers), and never /, /proc,
+ * /sys or /dev.
+ */
+export function unitPathOption(flag: string): z.ZodType<string> {
+  return z.string().refine((value) => isNormalizedAbsolute(value) && SAFE_DIR.test(value), {
+    error: (issue) =>
+      `${flag} "${issue.input}" must be an absolute, normalized directory of letters, digits and . _ / + @ -`,
+  }).refine((value) => !NEVER_INSTALL_IN.test(value), {
+    error: (issue) => `${flag} "${issue.input}" must not be /, nor under /proc, /sys or /dev`,
+  });
+}
+
+/** Directories no install may write into: the filesystem root and the kernel's own trees. */
+const NEVER_INSTALL_IN = /^\/(proc|sys|dev)?(\/|$)/;
 
 /** Validates parsed options against `schema`, turning zod issues into one UsageError. */
 export function validateOptions<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {

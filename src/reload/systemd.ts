@@ -59,3 +59,19 @@ export async function systemctl(args: string[], options: SystemctlOptions = {}):
     throw new ReloadError(`${what} failed (exit code ${outcome.code}): ${shown}`);
   }
 }
+
+/**
+ * Runs `systemctl ARGS` like {@linkcode systemctl} (stdin closed, a deadline, only PATH in
+ * its environment) for install and uninstall, which report the exit code and output
+ * themselves instead of failing a reload.
+ *
+ * @throws whatever starting systemctl throws (`Deno.errors.NotFound` in its cause when it is
+ *   not on PATH).
+ */
+export async function systemctlOutcome(
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number; output: string }> {
+  const result = await runCommand("systemctl", args, { env: hostEnv(), timeoutMs });
+  return { code: result.code, output: `${result.stderr}${result.stdout}` };
+}

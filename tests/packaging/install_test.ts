@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import { cliCommand, REPO_ROOT } from "../../scripts/permissions.ts";
-import { UNIT_NAMES } from "../../src/assets.ts";
 import {
+  EXAMPLE_ENV,
   EXAMPLE_MAP,
   type InstallDeps,
   type InstallOptions,
   parseInstallArgs,
-  renderUnits,
   runInstall,
 } from "../../src/commands/install.ts";
+import { INSTALLED_UNITS as UNIT_NAMES, renderUnits } from "../../src/units.ts";
+import { parseSyncArgs } from "../../src/commands/sync.ts";
 import { UsageError } from "../../src/commands/usage.ts";
 import type { Fields, Level, Logger } from "../../src/log.ts";
 import { parseMap } from "../../src/map.ts";
@@ -45,6 +46,7 @@ async function withHost(fn: (host: string, options: InstallOptions) => Promise<v
       configDir: `${host}/etc/oci-secretsync`,
       enable: false,
       dryRun: false,
+      runtime: "docker",
     });
   } finally {
     await Deno.remove(host, { recursive: true });
@@ -72,22 +74,37 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
 
 const mode = async (path: string) => ((await Deno.stat(path)).mode ?? 0) & 0o7777;
 
-Deno.test("renderUnits() gives exactly systemd/ for the default paths", async () => {
-  const units = renderUnits({ prefixBin: "/usr/local/bin", configDir: "/etc/oci-secretsync" });
-  assert.deepEqual(Object.keys(units), [...UNIT_NAMES]);
-  for (const name of UNIT_NAMES) {
-    assert.equal(units[name], await Deno.readTextFile(`${REPO_ROOT}/systemd/${name}`), name);
+Deno.test("renderUnits() gives exactly systemd/ for the default paths", async (t) => {
+  const defaults = { prefixBin: "/usr/local/bin", configDir: "/etc/oci-secretsync" };
+  for (const runtime of ["docker", "podman"] as const) {
+    await t.step(runtime, async () => {
+      const units = renderUnits(defaults, runtime);
+      assert.deepEqual(Object.keys(units), [...UNIT_NAMES]);
+      for (const name of UNIT_NAMES) {
+        const file = runtime === "podman" && name === "oci-secretsync.service"
+          ? "oci-secretsync.podman.service"
+          : name;
+        assert.equal(units[name], await Deno.readTextFile(`${REPO_ROOT}/systemd/${file}`), name);
+      }
+    });
   }
+  assert.notEqual(
+    renderUnits(defaults, "docker")["oci-secretsync.service"],
+    renderUnits(defaults, "podman")["oci-secretsync.service"],
+  );
 });
 
-Deno.test("renderUnits() points ExecStart at another prefix and config dir, and nothing else", async () => {
-  const units = renderUnits({ prefixBin: "/opt/ss/bin", configDir: "/opt/ss/etc" });
+Deno.test("renderUnits() points ExecStart and EnvironmentFile at another prefix and config dir, and nothing else", async () => {
+  const units = renderUnits({ prefixBin: "/opt/ss/bin", configDir: "/opt/ss/etc" }, "docker");
   const original = await Deno.readTextFile(`${REPO_ROOT}/systemd/oci-secretsync.service`);
   const changed = units["oci-secretsync.service"].split("\n");
   const before = original.split("\n");
   assert.equal(changed.length, before.length);
   const differing = changed.filter((line, i) => line !== before[i]);
-  assert.deepEqual(differing, ["ExecStart=/opt/ss/bin/secretsync sync --map /opt/ss/etc/map.csv"]);
+  assert.deepEqual(differing, [
+    "EnvironmentFile=-/opt/ss/etc/secretsync.env",
+    "ExecStart=/opt/ss/bin/secretsync sync --map /opt/ss/etc/map.csv --runtime docker $SECRETSYNC_ARGS",
+  ]);
 });
 
 Deno.test("EXAMPLE_MAP is a valid, empty map, and each example line is valid uncommented", () => {
@@ -102,6 +119,17 @@ Deno.test("EXAMPLE_MAP is a valid, empty map, and each example line is valid unc
   assert.equal(parsed.entries.length, 2);
 });
 
+Deno.test("EXAMPLE_ENV sets nothing, and each example's flags are valid sync flags", () => {
+  const active = EXAMPLE_ENV.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
+  assert.deepEqual(active, []);
+  const examples = EXAMPLE_ENV.split("\n").filter((l) => l.startsWith("# SECRETSYNC_ARGS="));
+  assert.equal(examples.length, 2);
+  for (const line of examples) {
+    const words = line.slice("# SECRETSYNC_ARGS=".length).split(" ");
+    parseSyncArgs(["--map", "/etc/oci-secretsync/map.csv", "--runtime", "docker", ...words]);
+  }
+});
+
 Deno.test("parseInstallArgs() takes the defaults and refuses paths that would break ExecStart", () => {
   assert.deepEqual(parseInstallArgs([]), {
     prefixBin: "/usr/local/bin",
@@ -109,6 +137,7 @@ Deno.test("parseInstallArgs() takes the defaults and refuses paths that would br
     configDir: "/etc/oci-secretsync",
     enable: true,
     dryRun: false,
+    runtime: "auto",
   });
   assert.deepEqual(parseInstallArgs(["--no-enable", "--dry-run", "--prefix-bin", "/opt/bin"]), {
     prefixBin: "/opt/bin",
@@ -116,6 +145,7 @@ Deno.test("parseInstallArgs() takes the defaults and refuses paths that would br
     configDir: "/etc/oci-secretsync",
     enable: false,
     dryRun: true,
+    runtime: "auto",
   });
   for (const bad of ["bin", "/opt/../bin", "/opt/my bin", "/opt/%h", "/opt/bin/"]) {
     assert.throws(() => parseInstallArgs(["--prefix-bin", bad]), UsageError, bad);
@@ -129,17 +159,18 @@ Deno.test("runInstall() from source writes units and an example map, and skips t
     for (const name of UNIT_NAMES) {
       assert.equal(
         await Deno.readTextFile(`${host}/systemd/${name}`),
-        renderUnits(options)[name],
+        renderUnits(options, "docker")[name],
       );
       assert.equal(await mode(`${host}/systemd/${name}`), 0o644);
     }
     assert.equal(await mode(options.configDir), 0o755);
     assert.equal(await Deno.readTextFile(`${options.configDir}/map.csv`), EXAMPLE_MAP);
     assert.equal(await mode(`${options.configDir}/map.csv`), 0o644);
+    assert.equal(await Deno.readTextFile(`${options.configDir}/secretsync.env`), EXAMPLE_ENV);
     assert.deepEqual(await listTree(`${host}/bin`), [], "no binary copied from deno run");
     const warning = log.lines.find((l) => l.level === "warn");
     assert.match(warning?.message ?? "", /Running from source \(deno run\).*skipped/);
-    assert.match(log.lines.at(-1)?.message ?? "", /^Installed: 5 changed, 0 already in place$/);
+    assert.match(log.lines.at(-1)?.message ?? "", /^Installed: 6 changed, 0 already in place$/);
   }));
 
 Deno.test("runInstall() twice changes nothing the second time", () =>
@@ -150,7 +181,7 @@ Deno.test("runInstall() twice changes nothing the second time", () =>
     const second = memoryLogger();
     assert.equal(await runInstall(options, { log: second, standalone: false }), 0);
     assert.deepEqual(await snapshot(host), before, "same inodes, modes and times");
-    assert.match(second.lines.at(-1)?.message ?? "", /^Installed: 0 changed, 4 already in place$/);
+    assert.match(second.lines.at(-1)?.message ?? "", /^Installed: 0 changed, 5 already in place$/);
   }));
 
 Deno.test("runInstall() never overwrites a user's map, and replaces a changed unit", () =>
@@ -164,7 +195,7 @@ Deno.test("runInstall() never overwrites a user's map, and replaces a changed un
     assert.equal(await mode(options.configDir), 0o700, "an existing directory keeps its mode");
     assert.equal(
       await Deno.readTextFile(`${host}/systemd/oci-secretsync.timer`),
-      renderUnits(options)["oci-secretsync.timer"],
+      renderUnits(options, "docker")["oci-secretsync.timer"],
     );
     assert.ok(log.lines.some((l) => /Kept the existing .*map.csv/.test(l.message)));
   }));
@@ -228,7 +259,7 @@ Deno.test("runInstall() --dry-run says what it would do and changes nothing", ()
     assert.match(text, /Would create .*\/etc\/oci-secretsync/);
     assert.match(text, /Would write an example .*map.csv/);
     assert.match(text, /Would run systemctl enable --now run-secrets.mount oci-secretsync.timer/);
-    assert.match(log.lines.at(-1)?.message ?? "", /^Dry run: 6 would change, 0 already in place$/);
+    assert.match(log.lines.at(-1)?.message ?? "", /^Dry run: 7 would change, 0 already in place$/);
   }));
 
 Deno.test("runInstall() reloads systemd and enables the mount and the timer", () =>
@@ -351,7 +382,7 @@ Deno.test("runInstall() fails clearly when a directory is missing", () =>
     assert.deepEqual(await listTree(`${host}/etc`), [], "nothing written before the failure");
   }));
 
-Deno.test("secretsync install under the compiled flags runs systemctl from PATH", () =>
+Deno.test("secretsync install under the compiled flags runs systemctl from PATH, and writes the service for the runtime that answers", () =>
   withHost(async (host, options) => {
     const fakebin = `${host}/fakebin`;
     await Deno.mkdir(fakebin);
@@ -360,6 +391,13 @@ Deno.test("secretsync install under the compiled flags runs systemctl from PATH"
       `#!/bin/sh\necho "$*" >> ${host}/systemctl.log\n`,
       { mode: 0o755 },
     );
+    // A docker CLI without an engine, and a podman that answers: the podman variant.
+    await Deno.writeTextFile(
+      `${fakebin}/docker`,
+      "#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n",
+      { mode: 0o755 },
+    );
+    await Deno.writeTextFile(`${fakebin}/podman`, "#!/bin/sh\necho runc\n", { mode: 0o755 });
     const args = [
       "install",
       "--prefix-bin",
@@ -378,10 +416,11 @@ Deno.test("secretsync install under the compiled flags runs systemctl from PATH"
     );
     assert.match(decode(stdout), /\[INFO\] \(install\) Ran systemctl enable --now/);
     assert.match(decode(stderr), /\[WARN\] \(install\) Running from source/);
+    assert.match(decode(stdout), /Service for podman: it answers on this host/);
     for (const name of UNIT_NAMES) {
       assert.equal(
         await Deno.readTextFile(`${options.systemdDir}/${name}`),
-        renderUnits(options)[name],
+        renderUnits(options, "podman")[name],
       );
     }
   }));
@@ -403,4 +442,13 @@ Deno.test("secretsync install with a bad option exits 2", async () => {
   const { code, stderr } = await cliCommand(["install", "--prefix-bin", "relative/bin"]).output();
   assert.equal(code, 2);
   assert.match(decode(stderr), /--prefix-bin "relative\/bin" must be an absolute/);
+});
+
+Deno.test("secretsync install --dry-run with the default paths works under the compiled flags (it may not read /usr/local/bin itself)", async () => {
+  // Read-only: a dry run without --enable changes nothing on this host.
+  if (!(await Deno.stat("/etc/systemd/system").then((i) => i.isDirectory, () => false))) return;
+  const { code, stdout, stderr } = await cliCommand(["install", "--dry-run", "--no-enable"])
+    .output();
+  assert.equal(code, 0, decode(stderr));
+  assert.match(decode(stdout), /Dry run: \d+ would change/);
 });
