@@ -11,7 +11,12 @@
  */
 import { Command, type Option } from "commander";
 import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
-import { outcomeOfCode, type RunRecord, writeRunMetricsLogged } from "../metrics.ts";
+import {
+  outcomeOfCode,
+  type RunRecord,
+  streamMetricsOf,
+  writeRunMetricsLogged,
+} from "../metrics.ts";
 import { accessProblems } from "../permissions.ts";
 import { run } from "../run.ts";
 import { writeSchedule } from "../schedule.ts";
@@ -191,9 +196,15 @@ export async function runWatch(
     rate: flags.rate,
   }, { runTimeoutMs: flags.timeoutMs });
   let unwritten: RunRecord | undefined;
+  // The last run's record as written, so a change of the stream's state can be shown without
+  // waiting for the next cycle.
+  let written: RunRecord | undefined;
+  let stream: StreamWatch | undefined;
+  const streamMetrics = () => stream ? streamMetricsOf(stream.status()) : undefined;
   const writeMetrics = async (nextRunAtMs: number | undefined) => {
     if (flags.metricsFile && unwritten) {
-      await writeRunMetricsLogged(flags.metricsFile, log, { ...unwritten, nextRunAtMs });
+      written = { ...unwritten, nextRunAtMs };
+      await writeRunMetricsLogged(flags.metricsFile, log, { ...written, stream: streamMetrics() });
     }
     unwritten = undefined;
   };
@@ -278,7 +289,6 @@ export async function runWatch(
     { event: "watch_started", pid: Deno.pid },
   );
   let feed: WatchFeed | undefined;
-  let stream: StreamWatch | undefined;
   try {
     feed = extensions.attach ? await extensions.attach(loop, log) : undefined;
     const s = options.stream;
@@ -299,7 +309,20 @@ export async function runWatch(
         outageGraceMs: s.outageGraceMs,
         eventTypes: s.eventTypes,
         requestTimeoutMs: flags.requestTimeoutMs,
-      }, { log, sync: bridge.sync, match: () => match! });
+      }, {
+        log,
+        sync: bridge.sync,
+        match: () => match!,
+        // The metrics file follows the stream's state (up, offset, lag) between cycles too.
+        onStatus: async (status) => {
+          if (flags.metricsFile && written) {
+            await writeRunMetricsLogged(flags.metricsFile, log, {
+              ...written,
+              stream: streamMetricsOf(status),
+            });
+          }
+        },
+      });
       log.log(
         "info",
         "watch",

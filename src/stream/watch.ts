@@ -73,6 +73,9 @@ export interface StreamWatchHooks {
   now?(): number;
   /** @default Math.random */
   random?(): number;
+  /** Called after `stream.json` was written (on a change, and at least once a minute), e.g. to
+   * refresh the metrics file. */
+  onStatus?(status: StreamStatus): void | Promise<void>;
 }
 
 /** A running stream watch. */
@@ -131,8 +134,14 @@ export function startStreamWatch(opts: StreamWatchOptions, hooks: StreamWatchHoo
   const writeStatus = async () => {
     if (opts.statusFile === false) return;
     const status = watcher.status();
-    const { sinceLastReadMs: _, pendingForMs: __, counts: ___, readLagMs: ____, ...steady } =
-      status;
+    const {
+      sinceLastReadMs: _,
+      pendingForMs: __,
+      counts: ___,
+      readLagMs: ____,
+      lastReadAt: _____,
+      ...steady
+    } = status;
     const key = JSON.stringify(steady);
     if (key === lastKey && now() - lastWriteAt < 60_000) return;
     const text = JSON.stringify({ version: 1, ...status, writtenAt: new Date(now()) }) + "\n";
@@ -150,6 +159,13 @@ export function startStreamWatch(opts: StreamWatchOptions, hooks: StreamWatchHoo
     }
     lastKey = key;
     lastWriteAt = now();
+    try {
+      await hooks.onStatus?.(status);
+    } catch (e) {
+      hooks.log.log("warn", "stream", `Stream status hook failed: ${e}`, {
+        event: "stream_status_hook_failed",
+      });
+    }
   };
 
   const done = (async () => {

@@ -78,6 +78,10 @@ export interface StreamStatus {
   readLagMs: number | null;
   /** Since when every stream call failed (ISO 8601); null while the stream works. */
   unreachableSince: string | null;
+  /** When the last successful read was (ISO 8601); null before the first. */
+  lastReadAt: string | null;
+  /** The last event about a map secret (not ignored, not a duplicate); null before one. */
+  lastEvent: { at: string; offset: number; eventType: string; secretId: string } | null;
   lastError: string | null;
   counts: {
     gets: number;
@@ -116,6 +120,7 @@ export class StreamWatcher {
   #seen = new RecentIds();
   #lastReadAt?: number;
   #readLagMs?: number;
+  #lastEvent?: StreamStatus["lastEvent"];
   #lastError?: string;
   #counts: StreamStatus["counts"] = {
     gets: 0,
@@ -158,6 +163,8 @@ export class StreamWatcher {
       unreachableSince: this.#unreachableSince === undefined
         ? null
         : new Date(this.#unreachableSince).toISOString(),
+      lastReadAt: this.#lastReadAt === undefined ? null : new Date(this.#lastReadAt).toISOString(),
+      lastEvent: this.#lastEvent ?? null,
       lastError: this.#lastError ?? null,
       counts: { ...this.#counts },
     };
@@ -351,6 +358,12 @@ export class StreamWatcher {
         this.#counts.duplicates++;
         continue;
       }
+      this.#lastEvent = {
+        at: new Date(this.#lastReadAt).toISOString(),
+        offset: message.offset,
+        eventType: decision.eventType,
+        secretId: decision.resourceId,
+      };
       d.log.log(
         "info",
         "stream",

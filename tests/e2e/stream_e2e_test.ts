@@ -13,6 +13,7 @@ import {
   cli,
   instancePrincipalArgs,
   makeWorkspace,
+  runCli,
   secretValue,
   type Workspace,
 } from "./harness.ts";
@@ -22,6 +23,11 @@ const A = "ocid1.vaultsecret.oc1.iad.streame2ea";
 const OTHER = "ocid1.vaultsecret.oc1.iad.streame2eother";
 const POLL_MS = 1000;
 const SPREAD_MS = 1000;
+
+/** Where the watch writes its Prometheus text file. */
+function metricsFile(ws: Workspace): string {
+  return `${ws.dir}/textfile/secretsync.prom`;
+}
 
 /** A running watch process and everything it printed so far. */
 interface Watcher {
@@ -48,6 +54,8 @@ function startWatch(oci: OciStandIn, ws: Workspace, streamId: string): Watcher {
     "2s",
     "--stream-outage",
     "2s",
+    "--metrics-file",
+    metricsFile(ws),
   ]).spawn();
   let text = "";
   const drain = async (stream: ReadableStream<Uint8Array>) => {
@@ -96,6 +104,7 @@ Deno.test("watch --stream: rotations arrive within poll + spread + 1 s; unrelate
     return v;
   };
   await ws.writeMap([`${A},${path},0600`]);
+  await Deno.mkdir(`${ws.dir}/textfile`);
   let watcher: Watcher | undefined;
   let outputs = "";
   try {
@@ -192,6 +201,31 @@ Deno.test("watch --stream: rotations arrive within poll + spread + 1 s; unrelate
         const status = JSON.parse(await read(`${ws.stateDir}/stream.json`) || "{}");
         return status.state === "reading" && status.streamId === streamId;
       }, 5000);
+      // `status` and the metrics file show the stream as up again, with its offset and lag.
+      await waitFor("the metrics file to say the stream is up", async () => {
+        const text = await read(metricsFile(ws));
+        return text.includes(`secretsync_stream_up{stream="${streamId}"} 1`);
+      }, 5000);
+      const prom = await read(metricsFile(ws));
+      assert.match(prom, new RegExp(`secretsync_stream_offset\\{stream="${streamId}"\\} \\d+`));
+      assert.match(prom, /secretsync_stream_lag_seconds\{stream="[^"]+"\} [\d.e-]+/);
+      assert.match(prom, /secretsync_stream_last_event_timestamp_seconds\{/);
+      const status = await runCli(["status", "--state-dir", ws.stateDir, "--json", "--no-timer"]);
+      const stream = JSON.parse(status.stdout).stream;
+      assert.equal(stream.streamId, streamId);
+      assert.equal(stream.state, "reading");
+      assert.equal(stream.reachable, true);
+      assert.equal(stream.unreachableSince, null);
+      assert.equal(typeof stream.offset, "number");
+      assert.equal(typeof stream.lastEvent?.offset, "number");
+      const text = await runCli(["status", "--state-dir", ws.stateDir, "--no-timer"]);
+      assert.match(
+        text.stdout,
+        new RegExp(
+          `Stream: +${streamId.replaceAll(".", "\\.")} \\(partition 0\\): reading; offset \\d+`,
+        ),
+      );
+      outputs += status.stdout + status.stderr + text.stdout + text.stderr + prom;
       const after = rotate(A);
       const t0 = Date.now();
       await waitFor("a rotation after recovery", async () => (await read(path)) === after, 10_000);

@@ -258,6 +258,10 @@ Deno.test("StreamWatcher starts at LATEST with a full sync, then syncs an event'
   assertEquals(status.offset, 3);
   assertEquals(status.counts.duplicates, 1);
   assertEquals(status.counts.ignored, 1);
+  // The last event about a map secret (B at offset 3; OTHER's at 0 does not count).
+  assertEquals(status.lastEvent?.offset, 3);
+  assertEquals(status.lastEvent?.secretId, B);
+  assertEquals(typeof status.lastReadAt, "string");
 
   // Only unrelated events: no sync, and the offset moves on.
   h.stream.put(event(OTHER));
