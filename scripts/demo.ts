@@ -26,7 +26,7 @@ try {
   await Deno.writeTextFile(
     map,
     [
-      "# ocid,path,mode,container,signal",
+      "# ocid,path,mode,target,reload",
       `${secrets.db},${root}/db_password,0600,,`,
       `${secrets.tls},${root}/tls/server.key,0400,,`,
       `${secrets.db},${root}/app/db_password,0440,,`,

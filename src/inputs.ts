@@ -14,7 +14,7 @@ import {
   recipeProblems,
   type RecipeRegistry,
 } from "./recipes.ts";
-import { directoryProblems } from "./roots.ts";
+import { directoryProblems, stateDirProblems } from "./roots.ts";
 import { quoted } from "./text.ts";
 import { readTrustedText } from "./trusted_file.ts";
 
@@ -49,12 +49,13 @@ export async function openRecipes(
 }
 
 /**
- * Reads and validates the map and roots, logging every problem.
+ * Reads and validates the map and roots (and that the state directory, when given, is in no
+ * root), logging every problem.
  *
  * @returns the entries, or `undefined` after logging why the run cannot go on (exit 2)
  */
 export async function loadMap(
-  options: { map: string; roots: string[]; allowStopSignals?: boolean },
+  options: { map: string; roots: string[]; stateDir?: string; allowStopSignals?: boolean },
   log: Logger,
   recipes?: RecipeRegistry,
 ): Promise<Entry[] | undefined> {
@@ -83,6 +84,7 @@ export async function loadMap(
       ? formatProblems(options.map, recipeProblems(parsed.entries, recipes, options))
       : []),
     ...(await directoryProblems(options.roots, "Root")),
+    ...(options.stateDir ? await stateDirProblems(options.stateDir, options.roots) : []),
   ];
   // A broken generator can write a million bad lines; the first few say what is wrong.
   for (const message of problems.slice(0, MAX_PROBLEMS_SHOWN)) {

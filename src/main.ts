@@ -106,7 +106,12 @@ export async function main(args: string[]): Promise<number> {
       console.error(errorText(`secretsync: ${explainNotCapable(error)}`));
       return 1;
     }
-    throw error;
+    // Nothing should reach here (each command reports its own failures); if something does,
+    // it is still one line, never a stack trace.
+    console.error(
+      `secretsync: unexpected error: ${error instanceof Error ? error.message : error}`,
+    );
+    return 1;
   }
 }
 

@@ -11,7 +11,7 @@
  * @module
  */
 import { z } from "zod";
-import { hostEnv, runCommand } from "./reload/command.ts";
+import { hostEnv, runCommand } from "./host/command.ts";
 
 /** The mount a path lies on. */
 export interface MountInfo {

@@ -30,3 +30,8 @@ export function dirname(path: string): string {
 export function basename(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
+
+/** The innermost of `roots` holding `path`; `undefined` when none does. */
+export function innermostRoot(path: string, roots: readonly string[]): string | undefined {
+  return roots.filter((root) => isInside(path, root)).sort((a, b) => b.length - a.length)[0];
+}

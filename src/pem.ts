@@ -11,7 +11,8 @@
  * - every block must end (`END` with the same label): a truncated file fails;
  * - `CERTIFICATE`: every one must parse; the first one (the leaf of a chain) must be inside its
  *   validity window, unless expired certificates are allowed;
- * - `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC 1): must parse;
+ * - `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC 1): must parse
+ *   (an EC key on a curve node:crypto lacks, such as Brainpool: its DER must be whole);
  *   a file holding a certificate and a key (HAProxy's combined PEM) must hold a matching pair;
  * - encrypted keys (`ENCRYPTED PRIVATE KEY`, or a PKCS#1/SEC 1 block with
  *   `Proc-Type: 4,ENCRYPTED`): secretsync has no passphrase, so only the framing and the DER
@@ -32,8 +33,11 @@ export interface CertificateInfo {
   notAfter: Date;
   /** basicConstraints CA:TRUE: a CA file needs no key beside it. */
   ca: boolean;
-  /** The public key, DER SubjectPublicKeyInfo in base64: what a private key must match. */
-  publicKey: string;
+  /**
+   * The public key, DER SubjectPublicKeyInfo in base64: what a private key must match.
+   * Absent when node:crypto cannot read the key type: such a certificate is not paired.
+   */
+  publicKey?: string;
 }
 
 /** The PEM a file holds, as far as the checks care. */
@@ -46,6 +50,11 @@ export interface PemContent {
   keys: string[];
   /** How many encrypted private keys the file holds (checked for framing only). */
   encryptedKeys: number;
+  /**
+   * How many EC private keys node:crypto cannot read (Brainpool and other curves OpenSSL
+   * loads): their DER structure is checked, and they take no part in pairing.
+   */
+  otherKeys: number;
 }
 
 /** The verdict on one secret's content. */
@@ -91,7 +100,8 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
   }
   if (!pem) {
     const before = options.previous ? safeRead(options.previous) : undefined;
-    if (before && (before.certificates > 0 || before.keys.length + before.encryptedKeys > 0)) {
+    const keys = before ? before.keys.length + before.encryptedKeys + before.otherKeys : 0;
+    if (before && (before.certificates > 0 || keys > 0)) {
       return {
         ok: false,
         reason: `the file holds ${
@@ -117,7 +127,9 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
       };
     }
   }
-  if (leaf && pem.keys.length > 0 && !pem.keys.includes(leaf.publicKey)) {
+  if (
+    leaf?.publicKey !== undefined && pem.keys.length > 0 && !pem.keys.includes(leaf.publicKey)
+  ) {
     return {
       ok: false,
       reason: `the private key in the file does not match its certificate "${leaf.subject}"`,
@@ -127,7 +139,7 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
 }
 
 /**
- * Reads the PEM blocks of `bytes`; `undefined` when there is no `-----BEGIN` line at all.
+ * Reads the PEM blocks of `bytes`; `undefined` when no line starts a block (`-----BEGIN X-----`).
  *
  * @throws {Error} with a reason naming the block, never its content, when a block is cut off
  * or does not parse.
@@ -135,11 +147,13 @@ export function checkContent(bytes: Uint8Array, options: CheckContentOptions): C
 export function readPem(bytes: Uint8Array): PemContent | undefined {
   const text = new TextDecoder().decode(bytes);
   if (!text.includes("-----BEGIN ")) return undefined;
-  const content: PemContent = { certificates: 0, keys: [], encryptedKeys: 0 };
+  const content: PemContent = { certificates: 0, keys: [], encryptedKeys: 0, otherKeys: 0 };
   const lines = text.split(/\r?\n/);
+  let blocks = 0;
   for (let i = 0; i < lines.length; i++) {
     const begin = BEGIN.exec(lines[i]);
     if (!begin) continue;
+    blocks++;
     const label = begin[1];
     const body: string[] = [];
     let end = -1;
@@ -158,7 +172,8 @@ export function readPem(bytes: Uint8Array): PemContent | undefined {
     readBlock(label, block, body, content);
     i = end;
   }
-  return content;
+  // "-----BEGIN " inside a line (JSON, indented text) is no PEM: no server reads it as such.
+  return blocks > 0 ? content : undefined;
 }
 
 function readBlock(label: string, block: string, body: string[], content: PemContent): void {
@@ -166,7 +181,14 @@ function readBlock(label: string, block: string, body: string[], content: PemCon
   if (label === "CERTIFICATE") {
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(block);
+      // OpenSSL skips RFC 1421 headers ("Name: value" lines, then a blank one); Deno does not.
+      const blank = body.indexOf("");
+      const headed = blank > 0 && body.slice(0, blank).every((line) => line.includes(":"));
+      const lines = block.split("\n");
+      const unheaded = headed
+        ? [lines[0], ...body.slice(blank + 1), lines[body.length + 1], ""].join("\n")
+        : block;
+      cert = new X509Certificate(unheaded);
     } catch {
       throw new Error(`${nth(content.certificates)} does not parse as an X.509 certificate`);
     }
@@ -174,10 +196,12 @@ function readBlock(label: string, block: string, body: string[], content: PemCon
     content.certificates++;
     return;
   }
-  const encrypted = label === ENCRYPTED_KEY ||
-    (KEY_LABELS.has(label) && body.some((line) => /^Proc-Type:\s*4,\s*ENCRYPTED/i.test(line)));
-  if (encrypted) {
-    if (!derEnvelope(body)) throw new Error(`the encrypted private key does not parse`);
+  const legacy = KEY_LABELS.has(label) &&
+    body.some((line) => /^Proc-Type:\s*4,\s*ENCRYPTED/i.test(line));
+  if (label === ENCRYPTED_KEY || legacy) {
+    if (!(legacy ? legacyEnvelope(body) : derEnvelope(body))) {
+      throw new Error(`the encrypted private key does not parse`);
+    }
     content.encryptedKeys++;
     return;
   }
@@ -186,7 +210,11 @@ function readBlock(label: string, block: string, body: string[], content: PemCon
     try {
       key = createPrivateKey(block);
     } catch {
-      throw new Error(`the private key ("${label}") does not parse`);
+      if (!unreadableEcKey(label, body)) {
+        throw new Error(`the private key ("${label}") does not parse`);
+      }
+      content.otherKeys++;
+      return;
     }
     content.keys.push(spki(createPublicKey(key)));
   }
@@ -198,8 +226,50 @@ function certificateInfo(cert: X509Certificate): CertificateInfo {
     notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo),
     ca: cert.ca,
-    publicKey: spki(cert.publicKey),
+    publicKey: certificateKey(cert),
   };
+}
+
+/**
+ * The certificate's public key as SPKI base64. Deno's `X509Certificate.publicKey` throws for
+ * some valid key types (RSA-PSS: "unsupported x509 public key type"), so the SPKI is then cut
+ * out of the DER and read by `createPublicKey`, which knows them.
+ */
+function certificateKey(cert: X509Certificate): string | undefined {
+  try {
+    return spki(cert.publicKey);
+  } catch {
+    // Fall through to the certificate's own SubjectPublicKeyInfo.
+  }
+  try {
+    const der = subjectPublicKeyInfo(new Uint8Array(cert.raw));
+    return spki(createPublicKey({ key: der as Buffer, format: "der", type: "spki" }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The SubjectPublicKeyInfo of a DER certificate (RFC 5280 §4.1: the 7th field of the TBS). */
+function subjectPublicKeyInfo(der: Uint8Array): Uint8Array {
+  const tlv = (at: number) => {
+    let length = der[at + 1];
+    let start = at + 2;
+    if (length & 0x80) {
+      const n = length & 0x7f;
+      if (n === 0 || n > 4) throw new Error("bad DER length");
+      length = 0;
+      for (let i = 0; i < n; i++) length = length * 256 + der[start + i];
+      start += n;
+    }
+    if (start + length > der.length) throw new Error("DER runs past its end");
+    return { start, end: start + length };
+  };
+  const tbs = tlv(tlv(0).start);
+  let at = tbs.start;
+  if (der[at] === 0xa0) at = tlv(at).end; // [0] version
+  for (let field = 0; field < 5; field++) at = tlv(at).end; // serial … subject
+  if (der[at] !== 0x30) throw new Error("no SubjectPublicKeyInfo");
+  return der.subarray(at, tlv(at).end);
 }
 
 function spki(key: KeyObject): string {
@@ -214,6 +284,82 @@ function derEnvelope(body: string[]): boolean {
   try {
     const der = Uint8Array.fromBase64(data.join("").trim());
     return der.length > 2 && der[0] === 0x30;
+  } catch {
+    return false;
+  }
+}
+
+/** id-ecPublicKey (1.2.840.10045.2.1), as DER: how a PKCS#8 block says it holds an EC key. */
+const EC_KEY_OID = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/** The curves node:crypto reads (P-256, P-384, P-521, secp256k1, P-224), as DER OIDs. */
+const READABLE_CURVES = [
+  [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a],
+  [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x21],
+];
+
+/**
+ * Whether a key block node:crypto refused is an EC key on a curve it does not know (OpenSSL,
+ * so the server, may): a SEC 1 block or a PKCS#8 one naming id-ecPublicKey, not on a curve
+ * node:crypto reads (then the key is damaged), whose DER is one whole structure (a lost or
+ * damaged line breaks its lengths).
+ */
+function unreadableEcKey(label: string, body: string[]): boolean {
+  if (label !== "EC PRIVATE KEY" && label !== "PRIVATE KEY") return false;
+  if (body.length === 0 || !body.every((line) => BASE64_LINE.test(line.trim()))) return false;
+  let der: Uint8Array;
+  try {
+    der = Uint8Array.fromBase64(body.join("").trim());
+  } catch {
+    return false;
+  }
+  if (!wholeDer(der, 0, der.length, 0)) return false;
+  const holds = (bytes: Uint8Array, oid: number[]) =>
+    bytes.some((_, i) => oid.every((byte, j) => bytes[i + j] === byte));
+  if (READABLE_CURVES.some((oid) => holds(der, oid))) return false;
+  return label === "EC PRIVATE KEY" || holds(der.subarray(0, 32), EC_KEY_OID);
+}
+
+/** Whether `der[start, end)` is a sequence of well-formed TLVs, constructed ones recursively. */
+function wholeDer(der: Uint8Array, start: number, end: number, depth: number): boolean {
+  if (depth > 16 || (depth === 0 && der[0] !== 0x30)) return false;
+  let at = start;
+  while (at < end) {
+    const tag = der[at];
+    if ((tag & 0x1f) === 0x1f || at + 2 > end) return false; // no multi-byte tags in a key
+    let length = der[at + 1];
+    let content = at + 2;
+    if (length & 0x80) {
+      const n = length & 0x7f;
+      if (n === 0 || n > 3 || content + n > end) return false;
+      length = 0;
+      for (let i = 0; i < n; i++) length = length * 256 + der[content + i];
+      content += n;
+    }
+    if (content + length > end) return false;
+    if (tag & 0x20 && !wholeDer(der, content, content + length, depth + 1)) return false;
+    at = content + length;
+  }
+  return depth > 0 || at === end;
+}
+
+/**
+ * Whether a legacy encrypted key (RFC 1421 headers) is whole: a `DEK-Info` header, then base64
+ * of ciphertext in whole cipher blocks. Its body is ciphertext, not DER, so nothing more shows.
+ */
+function legacyEnvelope(body: string[]): boolean {
+  const blank = body.indexOf("");
+  if (blank < 0 || !body.slice(0, blank).some((line) => /^DEK-Info:\s*\S/i.test(line))) {
+    return false;
+  }
+  const data = body.slice(blank + 1);
+  if (data.length === 0 || !data.every((line) => BASE64_LINE.test(line.trim()))) return false;
+  try {
+    const length = Uint8Array.fromBase64(data.join("").trim()).length;
+    return length > 0 && length % 8 === 0;
   } catch {
     return false;
   }
@@ -290,7 +436,8 @@ export function pairingProblems(
     const unmatched: { file: TargetFile; reason: string }[] = [];
     for (const { file, key } of keys) {
       if (!pairedBefore.has(file.path)) continue;
-      if (!leaves.some((l) => l.pem!.leaf!.publicKey === key)) {
+      // A certificate whose key type cannot be read may be this key's partner.
+      if (!leaves.some((l) => [key, undefined].includes(l.pem!.leaf!.publicKey))) {
         unmatched.push({ file, reason: `the private key in ${file.path} matches no certificate` });
       }
     }
@@ -298,7 +445,7 @@ export function pairingProblems(
     const unknownKeys = files.some((f) => (f.pem?.encryptedKeys ?? 0) > 0);
     for (const file of leaves) {
       const leaf = file.pem!.leaf!;
-      const needsKey = !unknownKeys &&
+      const needsKey = !unknownKeys && leaf.publicKey !== undefined &&
         (pairedBefore.has(file.path) || (!leaf.ca && keys.length > 0));
       if (needsKey && !keys.some((k) => k.key === leaf.publicKey)) {
         unmatched.push({
@@ -309,9 +456,18 @@ export function pairingProblems(
     }
     if (unmatched.length === 0) break;
     const reason = `${unmatched.map((u) => u.reason).join("; ")} of the same target`;
+    // A changed certificate without its key: a changed key that fits no certificate was
+    // probably meant for it (a first deployment has no "paired before"). Writing it alone
+    // would reload the server with half a pair.
+    const orphanKeys = unmatched.some((u) => u.file.pem?.leaf && u.file.changed)
+      ? files.filter((f) =>
+        f.changed && (f.pem?.keys.length ?? 0) > 0 &&
+        f.pem!.keys.every((key) => !leaves.some((l) => l.pem!.leaf!.publicKey === key))
+      )
+      : [];
     const blame = unmatched.some((u) => !u.file.changed)
       ? files.filter((f) => f.changed && f.pem && (f.pem.leaf || f.pem.keys.length > 0))
-      : unmatched.map((u) => u.file);
+      : [...unmatched.map((u) => u.file), ...orphanKeys];
     for (const file of blame) refused.set(file.path, reason);
   }
   return [...refused].map(([path, reason]) => ({ path, reason }));
@@ -319,11 +475,11 @@ export function pairingProblems(
 
 /** The paths whose certificate matches a key, or whose key matches a certificate, among `files`. */
 function pairedFiles(files: readonly { path: string; pem?: PemContent }[]): Set<string> {
-  const leaves = files.flatMap((f) => (f.pem?.leaf ? [f.pem.leaf.publicKey] : []));
+  const leaves = files.flatMap((f) => (f.pem?.leaf?.publicKey ? [f.pem.leaf.publicKey] : []));
   const keys = files.flatMap((f) => f.pem?.keys ?? []);
   return new Set(
     files.filter((f) =>
-      (f.pem?.leaf && keys.includes(f.pem.leaf.publicKey)) ||
+      (f.pem?.leaf?.publicKey && keys.includes(f.pem.leaf.publicKey)) ||
       (f.pem?.keys ?? []).some((key) => leaves.includes(key))
     ).map((f) => f.path),
   );

@@ -12,8 +12,8 @@ import { loadMap, openRecipes } from "./inputs.ts";
 import { acquireRunLock, type RunLock } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import type { Entry } from "./map.ts";
-import { dirname } from "./paths.ts";
-import { accessProblems } from "./permissions.ts";
+import { dirname, innermostRoot } from "./paths.ts";
+import { accessProblems, explainNotCapable } from "./permissions.ts";
 import type { RecipeRegistry } from "./recipes.ts";
 import { createReloader } from "./reload/reloader.ts";
 import { detectRuntime } from "./reload/runtime.ts";
@@ -24,12 +24,14 @@ import {
   readState,
   type RunOutcome,
   type State,
+  stateFile,
   writeState,
 } from "./state.ts";
-import { exitCodeOf, messageOf, sync, type SyncReport } from "./sync.ts";
+import { exitCodeOf, INTERRUPTED, messageOf, sync, type SyncReport } from "./sync.ts";
 import { entrySelector } from "./reference.ts";
 import { credentialProblems, openVault, type SecretSource, type VaultAuth } from "./vault/mod.ts";
-import { removeStaleTempFiles } from "./write.ts";
+import { oneLine } from "./text.ts";
+import { ensureParent, removeStaleTempFiles, UnsafePathError } from "./write.ts";
 
 /** What a run does; `sync`'s flags, parsed. */
 export interface RunOptions {
@@ -80,6 +82,11 @@ export interface RunDeps {
    * it); else the run opens OCI Vault with `options.timeoutMs` as its deadline and closes it.
    */
   source?: SecretSource;
+  /**
+   * Ends the run early: once it fires, nothing new starts (see `SyncSettings.signal`). When
+   * absent, the run stops on its own at SIGTERM or SIGINT, with a log line.
+   */
+  signal?: AbortSignal;
   /** The clock, for the times recorded in the state. @default () => new Date() */
   now?: () => Date;
 }
@@ -120,6 +127,26 @@ export interface RunResult {
  * ```
  */
 export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult> {
+  const stop = deps.signal ? { signal: deps.signal, dispose: () => {} } : stopOnSignals(deps.log);
+  try {
+    return await runUnsafe(options, { ...deps, signal: stop.signal });
+  } catch (error) {
+    // Every expected failure is handled where it happens; this is the last line of defence,
+    // so that no run ends in a stack trace (and a --json run in a non-JSON line).
+    deps.log.log("error", "run", `Run failed: ${explainNotCapable(error)}`, {
+      event: "run_failed",
+      reason: explainNotCapable(error),
+    });
+    return { code: 1 };
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function runUnsafe(
+  options: RunOptions,
+  deps: RunDeps & { signal: AbortSignal },
+): Promise<RunResult> {
   const { log } = deps;
   const now = deps.now ?? (() => new Date());
   const startedAt = now().toISOString();
@@ -131,6 +158,7 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
     ...credentialProblems(options.auth),
     ...accessProblems({
       write: options.dryRun ? [] : [...options.roots, options.stateDir],
+      read: options.dryRun ? [options.stateDir] : [],
       net: deps.source ? [] : [
         options.endpoint,
         ...(options.auth.mode === "instance_principal"
@@ -142,7 +170,10 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
   for (const message of denied) log.log("error", "sync", message, { event: "not_permitted" });
   if (denied.length > 0) return { code: 2 };
   if (options.dryRun) {
-    const report = await syncOnce(entries, options, deps, recipes, []);
+    // As the real run would: the same refusals, and the reloads it owes (read, not locked).
+    const owed = await pendingForDryRun(options.stateDir, log);
+    if (!owed) return { code: 2 };
+    const report = await syncOnce(entries, options, deps, recipes, owed);
     return { code: exitCodeOf(report), report };
   }
 
@@ -162,23 +193,22 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
   for (const message of unsafe) log.log("error", "state", message, { event: "state_unusable" });
   if (unsafe.length > 0) return { code: 2 };
   let lock: RunLock;
+  const locking = acquireRunLock(options.stateDir, options.lockTimeoutMs);
   try {
-    lock = await acquireRunLock(options.stateDir, options.lockTimeoutMs);
+    lock = await untilStopped(locking, deps.signal);
   } catch (error) {
+    if (error === STOPPED) {
+      // Stopped while waiting: a lock obtained later is let go at once (a long-lived caller
+      // goes on living). A failure to obtain it needs no report: this run is over.
+      locking.then((late) => late.release(), () => {});
+      return { code: 1 };
+    }
     log.log("error", "lock", messageOf(error), { event: "lock_timeout" });
     return { code: 1 };
   }
   try {
-    // Holding the lock, any temp file in these directories belongs to a run that died.
-    const dirs = new Set([options.stateDir, ...entries.map((e) => dirname(e.path))]);
-    for (const dir of dirs) {
-      for (const path of await removeStaleTempFiles(dir)) {
-        log.log("warn", "write", `Removed ${path} left by an interrupted run`, {
-          event: "temp_removed",
-          path,
-        });
-      }
-    }
+    if (deps.signal.aborted) return { code: 1 };
+    await removeStaleTemps(entries, options, log);
     const { state: previous, warning } = await readState(options.stateDir);
     if (warning) log.log("warn", "state", warning, { event: "state_corrupt" });
     const oweReloads = async (paths: string[]) => {
@@ -194,16 +224,127 @@ export async function run(options: RunOptions, deps: RunDeps): Promise<RunResult
       oweReloads,
       previous.entries,
     );
-    const code = exitCodeOf(report);
+    let code = exitCodeOf(report);
     const state: State = {
       pendingReloads: report.pendingReloads,
       entries: recordEntries(previous, entries, report, startedAt),
       lastRun: lastRunOf(startedAt, now().toISOString(), code, options.trigger),
     };
-    await writeState(options.stateDir, state);
+    try {
+      await writeState(options.stateDir, state);
+    } catch (error) {
+      // The reloads this run owes were recorded before its writes (or those writes did not
+      // happen), so what is lost here is the record of this run, not a reload.
+      log.log(
+        "error",
+        "state",
+        `Cannot record this run in ${stateFile(options.stateDir)}: ${messageOf(error)}`,
+        { event: "state_unwritable", reason: messageOf(error) },
+      );
+      code = 1;
+      return { code, report };
+    }
     return { code, report, state };
   } finally {
     lock.release();
+  }
+}
+
+/** Thrown by {@link untilStopped} when the stop signal fires first. */
+const STOPPED = Symbol("stopped");
+
+function untilStopped<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(STOPPED);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(STOPPED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * An abort signal fired by the first SIGTERM or SIGINT while the run lasts, with a log line
+ * for each. The run then starts nothing new and ends with what it finished.
+ */
+function stopOnSignals(log: Logger): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const listeners = (["SIGTERM", "SIGINT"] as const).map((name) => {
+    const listener = () => {
+      const again = controller.signal.aborted;
+      log.log(
+        "warn",
+        "run",
+        again
+          ? `Received ${name} again: still finishing what is under way`
+          : `Received ${name}: finishing what is under way, starting nothing new`,
+        { event: "signal_received", signal: name },
+      );
+      controller.abort(name);
+    };
+    Deno.addSignalListener(name, listener);
+    return { name, listener };
+  });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      for (const { name, listener } of listeners) Deno.removeSignalListener(name, listener);
+    },
+  };
+}
+
+/**
+ * The reloads owed from earlier runs, for a dry run: read without the lock (nothing is
+ * written). A missing state directory owes nothing; an unsafe one is refused, as a real run
+ * refuses it (logged; `undefined`).
+ */
+async function pendingForDryRun(stateDir: string, log: Logger): Promise<string[] | undefined> {
+  try {
+    await Deno.lstat(stateDir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  const unsafe = await directoryProblems([stateDir], "State directory");
+  for (const message of unsafe) log.log("error", "state", message, { event: "state_unusable" });
+  if (unsafe.length > 0) return undefined;
+  const { state, warning } = await readState(stateDir);
+  if (warning) log.log("warn", "state", warning, { event: "state_corrupt" });
+  return state.pendingReloads;
+}
+
+/**
+ * Removes temp files left by a killed run, holding the lock. Each entry's directory is
+ * cleaned only when every directory from its root down is a real directory, never through a
+ * symlink out of the root; a directory that is not (or cannot be read) is left alone here, and
+ * its entry fails on its own with the reason.
+ */
+async function removeStaleTemps(
+  entries: readonly Entry[],
+  options: RunOptions,
+  log: Logger,
+): Promise<void> {
+  const dirs = new Map<string, Entry | undefined>([[options.stateDir, undefined]]);
+  for (const entry of entries) {
+    if (!dirs.has(dirname(entry.path))) dirs.set(dirname(entry.path), entry);
+  }
+  for (const [dir, entry] of dirs) {
+    try {
+      const root = entry && innermostRoot(entry.path, options.roots);
+      if (entry && !(root && await ensureParent(entry.path, root, { create: false }))) continue;
+      for (const path of await removeStaleTempFiles(dir)) {
+        log.log("warn", "write", `Removed ${path} left by an interrupted run`, {
+          event: "temp_removed",
+          path,
+        });
+      }
+    } catch (error) {
+      if (error instanceof UnsafePathError) continue; // its entry is refused with this reason
+      log.log("warn", "write", `Cannot look for stale temp files in ${dir}: ${messageOf(error)}`, {
+        event: "temp_cleanup_failed",
+        path: dir,
+        reason: messageOf(error),
+      });
+    }
   }
 }
 
@@ -241,7 +382,7 @@ export function recordEntries(
     if (!result) {
       record = prior;
     } else if (result.status === "failed") {
-      record = { ...prior, secretId: entry.secretId, error: result.error };
+      record = { ...prior, secretId: entry.secretId, error: reasonText(result.error) };
     } else {
       const changed = result.status === "changed";
       record = {
@@ -251,7 +392,7 @@ export function recordEntries(
         checkedAt: at,
         // A certificate's expiry belongs to the content it was read from.
         notAfter: changed ? undefined : prior?.notAfter,
-        error: result.error,
+        error: reasonText(result.error),
       };
     }
     if (record) {
@@ -261,10 +402,36 @@ export function recordEntries(
   return records;
 }
 
+/** A reason as `state.json` keeps it: control characters stripped, one line, capped. */
+function reasonText(reason: string | undefined): string | undefined {
+  return reason === undefined ? undefined : oneLine(reason, MAX_REASON_CHARS);
+}
+
+const MAX_REASON_CHARS = 500;
+
 function withoutUndefined(record: EntryState): EntryState {
   return Object.fromEntries(
     Object.entries(record).filter(([, value]) => value !== undefined),
   ) as EntryState;
+}
+
+/**
+ * `source`, stopped by `signal`: no fetch starts once it fired, and one it cut short (the
+ * vault's own deadline includes the signal) fails as interrupted rather than as a vault error.
+ */
+function stoppable(source: SecretSource, signal: AbortSignal | undefined): SecretSource {
+  if (!signal) return source;
+  return {
+    async fetch(secretId, query) {
+      if (signal.aborted) throw new Error(INTERRUPTED);
+      try {
+        return await (query ? source.fetch(secretId, query) : source.fetch(secretId));
+      } catch (error) {
+        throw signal.aborted ? new Error(INTERRUPTED) : error;
+      }
+    },
+    close: () => source.close(),
+  };
 }
 
 /** Where fetches go when there is no vault: each fails, and every file stays as it is. */
@@ -299,7 +466,9 @@ async function syncOnce(
         endpoint: options.endpoint,
         stage: options.stage,
         timeoutMs: options.requestTimeoutMs,
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: deps.signal
+          ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), deps.signal])
+          : AbortSignal.timeout(options.timeoutMs),
         maxBytes: options.maxBytes,
         rate: options.rate,
       });
@@ -321,12 +490,18 @@ async function syncOnce(
       log,
       allowStopSignals: options.allowStopSignals,
     });
-    return await sync(entries, { source, reloader, log, oweReloads }, {
+    return await sync(entries, {
+      source: stoppable(source, deps.signal),
+      reloader,
+      log,
+      oweReloads,
+    }, {
       roots: options.roots,
       dryRun: options.dryRun,
       concurrency: options.concurrency,
       pendingReloads,
       secrets: options.secrets,
+      signal: deps.signal,
       allowExpired: options.allowExpired,
       warnExpiryMs: options.warnExpiryMs,
       recordedVersions: new Map(

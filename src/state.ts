@@ -15,6 +15,9 @@
 import { z } from "zod";
 import { atomicWrite } from "./write.ts";
 
+/** Where the run lock and `state.json` live unless `--state-dir` says otherwise. */
+export const DEFAULT_STATE_DIR = "/run/oci-secretsync";
+
 const isoTime = z.iso.datetime({ offset: true });
 
 const entryStateSchema = z.object({

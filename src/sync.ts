@@ -19,7 +19,7 @@ import { selectKey } from "./extract.ts";
 import { entrySelector, fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
 import { parseStage, type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
 import {
-  applyAttributes,
+  adjustAttributes,
   atomicWrite,
   ensureParent,
   type FileChange,
@@ -84,6 +84,12 @@ export interface SyncSettings {
    * or by the OCID it names (see `entrySelector`). @default every entry
    */
   secrets?: readonly string[];
+  /**
+   * Stops the run early (SIGTERM, SIGINT): fired before the writes, none starts; fired later,
+   * no reload starts (one under way finishes: it is bounded). Entries not written fail, and
+   * reloads not done stay owed. Fetches are the source's to stop (see `run.ts`).
+   */
+  signal?: AbortSignal;
 }
 
 /** What one entry of a run came to. */
@@ -283,12 +289,35 @@ export async function sync(
     try {
       await deps.oweReloads(willReload.map((p) => p.entry.path));
     } catch (error) {
-      report.failures++;
+      // A reload that is not owed is lost if the run dies after the write, or if the reload
+      // fails: the next run finds the content unchanged. So these files keep their old
+      // content and stay different; a run that can record the reload writes them.
       log.log("error", "state", `Cannot record the reloads this run owes: ${messageOf(error)}`, {
         event: "state_unwritable",
         reason: messageOf(error),
       });
+      const reason = `its reload cannot be recorded in the state (${messageOf(error)})`;
+      for (const { entry } of willReload) {
+        report.failures++;
+        fail(entry, `not written: ${reason}`);
+        log.log("error", "write", `Not writing ${entry.path}: ${reason}; left as it was`, {
+          event: "write_skipped",
+          path: entry.path,
+          secretId: entry.secretId,
+          reason,
+        });
+      }
+      planned.splice(0, planned.length, ...planned.filter((p) => !willReload.includes(p)));
     }
+  }
+  if (settings.signal?.aborted) {
+    // Stopped before the writes: none starts. Once started they all finish (they are local
+    // and quick, and their reloads are owed already).
+    for (const { entry } of planned) {
+      report.failures++;
+      fail(entry, INTERRUPTED);
+    }
+    planned.length = 0;
   }
 
   // Files whose server validates them are kept (in memory, for this run) to be put back. A
@@ -367,6 +396,15 @@ export async function sync(
       report.reloaded.push(action);
       continue;
     }
+    if (settings.signal?.aborted) {
+      report.failures++;
+      report.pendingReloads.push(...action.paths);
+      log.log("warn", "reload", `Not reloading ${what}: ${INTERRUPTED}; owed to the next run`, {
+        event: "reload_owed",
+        ...fields,
+      });
+      continue;
+    }
     try {
       // "skipped": the reloader has said why (a recipe with no safe reload).
       if ((await deps.reloader.reload(action)) === "skipped") continue;
@@ -378,8 +416,8 @@ export async function sync(
     } catch (error) {
       report.failures++;
       if (error instanceof ValidationError) {
-        await rollBack(action, error, snapshots, planned, report, deps, settings);
-        for (const entry of report.rolledBack) {
+        const putBack = await rollBack(action, error, snapshots, planned, report, deps, settings);
+        for (const entry of putBack) {
           fail(entry, `rolled back: ${targetLabel(action.target)} refused it: ${error.message}`);
         }
         continue;
@@ -405,15 +443,25 @@ export async function sync(
     }
   }
   report.results = selected.map((entry) => results.get(entry)!);
+  const notDone = report.results.filter((r) => r.error === INTERRUPTED).map((r) => r.entry.path);
+  if (notDone.length > 0) {
+    log.log("warn", "sync", `Interrupted: left ${notDone.join(", ")} as they were`, {
+      event: "not_done",
+      paths: notDone,
+    });
+  }
   await reportCertificates(entries, planned, alreadyInSync, report, log, now, settings);
   return report;
 }
+
+/** Why an entry was not done when the run was stopped (its fetch, write or reload). */
+export const INTERRUPTED = "the run was interrupted";
 
 /**
  * The server refused the files of `action.target` (its validation failed): puts back every
  * file this run wrote for that target, so disk and server agree and a restart still works.
  * The reload is owed no more for what was put back (the server runs that content already),
- * only for what was owed before this run.
+ * only for what was owed before this run. Returns the entries of this target it put back.
  */
 async function rollBack(
   action: ReloadAction,
@@ -423,7 +471,7 @@ async function rollBack(
   report: SyncReport,
   deps: SyncDeps,
   settings: SyncSettings,
-): Promise<void> {
+): Promise<Entry[]> {
   const { log } = deps;
   const label = targetLabel(action.target);
   const owedBefore = new Set(settings.pendingReloads ?? []);
@@ -477,6 +525,7 @@ async function rollBack(
   report.pendingReloads.push(
     ...action.paths.filter((path) => !putBack.has(path) || owedBefore.has(path)),
   );
+  return written.filter((entry) => putBack.has(entry.path));
 }
 
 /**
@@ -553,7 +602,8 @@ async function writeChange(
     await ensureParent(entry.path, rootOf(entry.path, settings.roots), { create: true });
     await atomicWrite(entry.path, bundle.bytes, attributes, { syncDirectory: false });
   } else {
-    await applyAttributes(entry.path, attributes);
+    // A file with other hard links gets a fresh copy: chmod would change every link.
+    await adjustAttributes(entry.path, bundle.bytes, attributes);
   }
 }
 

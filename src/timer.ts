@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { hostEnv, runCommand } from "./reload/command.ts";
+import { hostEnv, runCommand } from "./host/command.ts";
 
 /** The timer `secretsync install` enables. */
 export const TIMER_UNIT = "oci-secretsync.timer";

@@ -129,6 +129,31 @@ export async function applyAttributes(path: string, attributes: FileAttributes):
 }
 
 /**
+ * Gives the file at `path`, whose bytes are already `bytes`, exactly `attributes`. A file with
+ * other hard links is not changed in place: its mode and owner are shared with every link, one
+ * of which may be outside the root (a planted link to a system file). It is replaced by a fresh
+ * copy instead, which leaves the other links as they were.
+ *
+ * @returns `"replaced"` for a fresh copy, `"in place"` otherwise
+ */
+export async function adjustAttributes(
+  path: string,
+  bytes: Uint8Array,
+  attributes: FileAttributes,
+): Promise<"in place" | "replaced"> {
+  const info = await Deno.lstat(path);
+  if (!info.isFile) {
+    throw new UnsafePathError(`Refusing to write "${path}": it is not a regular file`);
+  }
+  if ((info.nlink ?? 1) > 1) {
+    await atomicWrite(path, bytes, attributes);
+    return "replaced";
+  }
+  await applyAttributes(path, attributes);
+  return "in place";
+}
+
+/**
  * Checks every directory from `root` down to the parent of `path`: each must be a real
  * directory, so a planted symlink cannot redirect a secret outside the root. With `create`,
  * missing ones are made with mode 0700; without it, a missing one ends the walk.

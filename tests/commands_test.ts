@@ -93,7 +93,9 @@ Deno.test("parseSyncArgs() and parseCheckArgs() refuse bad values with one Usage
   assert.deepEqual(parseCheckArgs(["--root", "/srv/s"]), {
     map: "/etc/oci-secretsync/map.csv",
     roots: ["/srv/s"],
+    stateDir: "/run/oci-secretsync",
     json: false,
     allowStopSignals: false,
   });
+  assert.equal(parseCheckArgs(["--state-dir", "/var/lib/s"]).stateDir, "/var/lib/s");
 });

@@ -34,3 +34,16 @@ Deno.test("issue 8 #8: `sync --help` and `help sync` print the same usage", asyn
     assert.equal(flag.stdout, word.stdout, command);
   }
 });
+
+Deno.test("README: --help shows each --root default once, as the README's table gives it", async () => {
+  for (const command of ["sync", "check", "watch", "doctor"]) {
+    const { code, stdout } = await run([command, "--help"]);
+    assert.equal(code, 0, command);
+    const root = stdout.slice(
+      stdout.indexOf("--root <dir>"),
+      stdout.indexOf("--", stdout.indexOf("--root <dir>") + 2),
+    );
+    assert.match(root, /\(default: \/run\/secrets\)/, `${command}: ${root}`);
+    assert.doesNotMatch(root, /default: \[\]/, `${command}: ${root}`);
+  }
+});

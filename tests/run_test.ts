@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Fields, Level, Logger } from "../src/log.ts";
-import { run, type RunOptions } from "../src/run.ts";
+import { recordEntries, run, type RunOptions } from "../src/run.ts";
 import { readState, stateFile } from "../src/state.ts";
 import type { SecretSource } from "../src/vault/mod.ts";
 import { startOciStandIn } from "./oci/standin.ts";
@@ -159,4 +159,27 @@ Deno.test("run() with secrets touches only their entries, with an injected sourc
   } finally {
     await ws.cleanup();
   }
+});
+
+Deno.test("recordEntries() keeps a reason on one line, without control characters, capped", () => {
+  const entry = { line: 1, secretId: A, path: "/run/secrets/a", mode: 0o600 };
+  const report = {
+    changed: [],
+    adjusted: [],
+    reloaded: [],
+    pendingReloads: [],
+    rolledBack: [],
+    certificates: [],
+    failures: 1,
+    results: [{
+      entry,
+      status: "failed" as const,
+      error: "\x1b[31mCannot fetch\x1b[0m:\r\nforged [INFO] line " + "x".repeat(2000),
+    }],
+  };
+  const records = recordEntries({ pendingReloads: [] }, [entry], report, "2026-12-02T06:00:00Z");
+  const error = records["/run/secrets/a"].error ?? "";
+  assert.ok(error.startsWith("Cannot fetch: | forged [INFO] line xxx"), error);
+  assert.ok(error.length <= 501 && error.endsWith("…"), `${error.length} characters`);
+  assert.ok([...error].every((c) => c.charCodeAt(0) >= 0x20), "no control character");
 });

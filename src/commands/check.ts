@@ -7,14 +7,18 @@ import { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_MAP, loadMap, openRecipes } from "../inputs.ts";
 import { COMMANDER_ERROR_OUTPUT, createLogger } from "../log.ts";
+import { isNormalizedAbsolute } from "../paths.ts";
 import { targetLabel } from "../plan.ts";
+import { DEFAULT_STATE_DIR } from "../state.ts";
 import { fetchKey, referenceOf } from "../reference.ts";
-import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
 
 /** Parsed options of `secretsync check`. */
 export interface CheckOptions {
   map: string;
   roots: string[];
+  /** Checked to lie in no root, as `sync` would use it. */
+  stateDir: string;
   json: boolean;
   /** `--recipes-dir` when given; else the default directory, which may be missing. */
   recipesDir?: string;
@@ -25,6 +29,10 @@ export interface CheckOptions {
 const checkSchema = z.object({
   map: z.string().min(1, "--map must name a file"),
   roots: rootsSchema,
+  stateDir: z.string().refine(
+    isNormalizedAbsolute,
+    "--state-dir must be an absolute, normalized path",
+  ),
   json: z.boolean(),
   recipesDir: z.string().min(1, "--recipes-dir must name a directory").optional(),
   allowStopSignals: z.boolean(),
@@ -35,11 +43,11 @@ export function checkCommand(): Command {
   return new Command("check")
     .description("Validate the map file and the roots; no network, nothing written")
     .option("--map <file>", "map file", DEFAULT_MAP)
+    .addOption(rootOption())
     .option(
-      "--root <dir>",
-      "directory secrets may be written in (repeatable) (default: /run/secrets)",
-      collect,
-      [],
+      "--state-dir <dir>",
+      "the state directory sync will use; it must lie in no root",
+      DEFAULT_STATE_DIR,
     )
     .option("--json", "one JSON object per line", false)
     .option(

@@ -15,7 +15,7 @@ import { Command } from "commander";
 import { z } from "zod";
 import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
 import { dirname } from "../paths.ts";
-import { systemctlOutcome } from "../reload/systemd.ts";
+import { systemctlOutcome } from "../host/systemctl.ts";
 import { detectRuntime, type RuntimeName } from "../reload/runtime.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
 import {
@@ -72,7 +72,7 @@ const CONFIG_DIR_MODE = 0o755;
  * nothing to do. Each example line is valid once uncommented.
  */
 export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to which file.
-# One secret per line:  ocid,path,mode,target,reload[,owner]
+# One secret per line:  ocid,path,mode,target,reload[,owner[,options]]
 #   ocid       the secret's OCID (ocid1.vaultsecret....)
 #   path       where to write it, inside /run/secrets
 #   mode       file mode, 0600 when empty; never group- or world-writable
@@ -80,6 +80,7 @@ export const EXAMPLE_MAP = `# secretsync map: which OCI Vault secret goes to whi
 #              name, unit:NAME.service or pidfile:/path (the original tool's "container")
 #   reload     optional: a signal (HUP, USR1, ...) or a recipe name (the original's "signal")
 #   owner      optional: numeric uid:gid of the file
+#   options    optional: nocheck skips the PEM checks (for a file that only looks like PEM)
 #
 # Examples: remove the leading "# " to use one.
 # ocid1.vaultsecret.oc1.iad.exampledbpassword,/run/secrets/db_password,0600,myapp,HUP

@@ -11,8 +11,9 @@ import { writeRunMetricsLogged } from "../metrics.ts";
 import { isNormalizedAbsolute } from "../paths.ts";
 import { accessProblems } from "../permissions.ts";
 import { run, type RunOptions } from "../run.ts";
+import { DEFAULT_STATE_DIR } from "../state.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/mod.ts";
-import { collect, rootsSchema, validateOptions } from "./usage.ts";
+import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
 import { parseDuration } from "../duration.ts";
 
 /** Parsed options of `secretsync sync`: a run's options, how to log, where metrics go. */
@@ -24,7 +25,6 @@ export interface SyncOptions extends RunOptions {
 
 const STAGES = ["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"];
 const DEFAULT_IMDS = "http://169.254.169.254/opc/v2/";
-const DEFAULT_STATE_DIR = "/run/oci-secretsync";
 
 const url = (flag: string) =>
   z.string().refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
@@ -146,12 +146,7 @@ export function syncCommand(): Command {
   return new Command("sync")
     .description("Fetch every secret in the map, write changed files, reload their containers")
     .option("--map <file>", "map file", DEFAULT_MAP)
-    .option(
-      "--root <dir>",
-      "directory secrets may be written in (repeatable) (default: /run/secrets)",
-      collect,
-      [],
-    )
+    .addOption(rootOption())
     .option("--auth <mode>", AUTH_MODES.join(", "), "instance_principal")
     .option(
       "--oci-config <file>",

@@ -17,7 +17,7 @@ import { Command } from "commander";
 import { z } from "zod";
 import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
 import { accessProblems, explainNotCapable } from "../permissions.ts";
-import { systemctlOutcome } from "../reload/systemd.ts";
+import { systemctlOutcome } from "../host/systemctl.ts";
 import {
   binaryTempOf,
   DEFAULT_CONFIG_DIR,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { Option } from "commander";
 import { z } from "zod";
 import { isNormalizedAbsolute } from "../paths.ts";
 import type { RunOptions } from "../run.ts";
@@ -21,6 +22,16 @@ export class UsageError extends Error {
  * and `doctor` get from sync's parser (handed to them by `main.ts`).
  */
 export type RunFlags = RunOptions & { json: boolean; metricsFile?: string };
+
+/**
+ * `--root <dir>`, repeatable. Its help shows the default the schema applies (`/run/secrets`)
+ * rather than the empty list commander starts collecting from.
+ */
+export function rootOption(): Option {
+  return new Option("--root <dir>", "directory secrets may be written in (repeatable)")
+    .argParser(collect)
+    .default([], "/run/secrets");
+}
 
 /** Collects a repeatable option's values. */
 export function collect(value: string, previous: string[] = []): string[] {

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { hostEnv, runCommand } from "./command.ts";
+import { hostEnv, runCommand } from "../host/command.ts";
 import { ReloadError } from "./runtime.ts";
 import { ownershipProblem } from "../ownership.ts";
 import { errorMessage, oneLine } from "../text.ts";

@@ -21,7 +21,7 @@
  * @module
  */
 import { z } from "zod";
-import { type CommandResult, hostEnv, runCommand } from "./command.ts";
+import { type CommandResult, hostEnv, runCommand } from "../host/command.ts";
 import { errorMessage, oneLine } from "../text.ts";
 
 /** A signal name, normalized without the `SIG` prefix: `"HUP"`, `"USR1"`, `"RTMIN+3"`. */

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { hostEnv, runCommand } from "./command.ts";
+import { hostEnv, runCommand } from "../host/command.ts";
 import { ReloadError } from "./runtime.ts";
 import { errorMessage, oneLine } from "../text.ts";
 
@@ -58,20 +58,4 @@ export async function systemctl(args: string[], options: SystemctlOptions = {}):
       oneLine(outcome.stdout, MAX_MESSAGE_CHARS) || "no output";
     throw new ReloadError(`${what} failed (exit code ${outcome.code}): ${shown}`);
   }
-}
-
-/**
- * Runs `systemctl ARGS` like {@linkcode systemctl} (stdin closed, a deadline, only PATH in
- * its environment) for install and uninstall, which report the exit code and output
- * themselves instead of failing a reload.
- *
- * @throws whatever starting systemctl throws (`Deno.errors.NotFound` in its cause when it is
- *   not on PATH).
- */
-export async function systemctlOutcome(
-  args: string[],
-  timeoutMs = 120_000,
-): Promise<{ code: number; output: string }> {
-  const result = await runCommand("systemctl", args, { env: hostEnv(), timeoutMs });
-  return { code: result.code, output: `${result.stderr}${result.stdout}` };
 }

@@ -15,7 +15,7 @@ export interface TestCert {
 /** Options for {@link makeTestCert}. */
 export interface TestCertOptions {
   /** @default "ec" (P-256) */
-  type?: "rsa" | "ec";
+  type?: "rsa" | "ec" | "rsa-pss" | "ed25519";
   /** `YYYYMMDDHHMMSSZ`. @default one day ago */
   start?: string;
   /** `YYYYMMDDHHMMSSZ`. @default thirty days ahead */
@@ -51,6 +51,10 @@ export async function makeTestCert(cn: string, options: TestCertOptions = {}): P
     await Deno.writeTextFile(`${dir}/serial`, "01\n");
     const newkey = options.type === "rsa"
       ? ["-newkey", "rsa:2048"]
+      : options.type === "rsa-pss"
+      ? ["-newkey", "rsa-pss", "-pkeyopt", "rsa_keygen_bits:2048"]
+      : options.type === "ed25519"
+      ? ["-newkey", "ed25519"]
       : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
     await openssl(dir, [
       "req",
@@ -101,9 +105,15 @@ export function stamp(offsetMs: number): string {
 /** The same key in another encoding. */
 export function reencode(
   pkcs8: string,
-  form: "pkcs1" | "sec1" | "pkcs8" | "encrypted",
+  form: "pkcs1" | "sec1" | "pkcs8" | "encrypted" | "encrypted-pkcs1",
 ): string {
   const key = createPrivateKey(pkcs8);
+  if (form === "encrypted-pkcs1") {
+    // OpenSSL's legacy form: `Proc-Type: 4,ENCRYPTED` and `DEK-Info` headers over ciphertext.
+    const type = key.asymmetricKeyType === "ec" ? "sec1" : "pkcs1";
+    return key.export({ type, format: "pem", cipher: "aes-256-cbc", passphrase: "test" })
+      .toString();
+  }
   if (form === "encrypted") {
     return key.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "test" })
       .toString();

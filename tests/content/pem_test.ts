@@ -352,3 +352,156 @@ Deno.test("expiresWithin() and parseDuration()", () => {
   assert.equal(parseDuration("-1d"), undefined);
   assert.equal(parseDuration("d"), undefined);
 });
+
+// Found by the r-rotation review: valid content the checks refused, and non-PEM that slipped by.
+Deno.test("checkContent() accepts RSA-PSS and Ed25519 certificates and pairs them", async (t) => {
+  const [pss, ed] = await Promise.all([
+    makeTestCert("pss.example", { type: "rsa-pss" }),
+    makeTestCert("ed.example", { type: "ed25519" }),
+  ]);
+  for (const [name, cert] of [["RSA-PSS", pss], ["Ed25519", ed]] as const) {
+    await t.step(name, () => {
+      const leaf = pem(check(cert.cert)).leaf!;
+      const key = pem(check(cert.key)).keys;
+      assert.deepEqual(key, [leaf.publicKey]);
+      assert.equal(check(cert.cert + cert.key).ok, true);
+      refused(check(cert.cert + rsa.key), /does not match its certificate/);
+      assert.deepEqual(
+        pairingProblems([
+          { path: "/run/secrets/a.crt", changed: true, pem: pem(check(cert.cert)) },
+          { path: "/run/secrets/a.key", changed: true, pem: pem(check(cert.key)) },
+        ]),
+        [],
+      );
+    });
+  }
+});
+
+Deno.test("checkContent() accepts a legacy encrypted key (Proc-Type: 4,ENCRYPTED)", () => {
+  for (const source of [rsa.key, ec.key]) {
+    const legacy = reencode(source, "encrypted-pkcs1");
+    assert.match(legacy, /Proc-Type: 4,ENCRYPTED/);
+    const content = pem(check(legacy));
+    assert.equal(content.encryptedKeys, 1);
+    assert.deepEqual(content.keys, []);
+  }
+  // Framing still counts: a cut-off body, or no DEK-Info, is refused.
+  const legacy = reencode(rsa.key, "encrypted-pkcs1");
+  refused(check(legacy.replace(/DEK-Info:.*\n/, "")), /encrypted private key does not parse/);
+  refused(check(legacy.replace(/\n[A-Za-z0-9+/=]+\n-----END/, "\n!!\n-----END")), /does not parse/);
+});
+
+Deno.test("checkContent() treats text with no PEM block as not PEM (it may not replace a certificate)", () => {
+  for (
+    const text of [
+      "oops -----BEGIN nothing",
+      JSON.stringify({ "tls.crt": ec.cert }),
+      ec.cert.split("\n").map((line) => `  ${line}`).join("\n"),
+    ]
+  ) {
+    refused(
+      check(text, { previous: ec.cert }),
+      /holds a certificate and the new content is not PEM/,
+    );
+    assert.deepEqual(check(text), { ok: true });
+  }
+});
+
+Deno.test("pairingProblems() refuses both halves of a mismatched pair written the first time", () => {
+  // Nothing on disk yet: writing the key alone would reload the server with half a pair.
+  const p = (text: string) => pem(check(text));
+  const problems = pairingProblems([
+    { path: "/run/secrets/tls.crt", changed: true, pem: p(ec.cert) },
+    { path: "/run/secrets/tls.key", changed: true, pem: p(other.key) },
+    { path: "/run/secrets/ca.crt", changed: true, pem: p(ca.cert) },
+  ]);
+  assert.deepEqual(problems.map((x) => x.path).sort(), [
+    "/run/secrets/tls.crt",
+    "/run/secrets/tls.key",
+  ]);
+  // A second pair on the same target that matches is still written.
+  assert.deepEqual(
+    pairingProblems([
+      { path: "/run/secrets/a.crt", changed: true, pem: p(ec.cert) },
+      { path: "/run/secrets/a.key", changed: true, pem: p(other.key) },
+      { path: "/run/secrets/b.crt", changed: true, pem: p(rsa.cert) },
+      { path: "/run/secrets/b.key", changed: true, pem: p(rsa.key) },
+    ]).map((x) => x.path).sort(),
+    ["/run/secrets/a.crt", "/run/secrets/a.key"],
+  );
+});
+
+Deno.test("checkContent() accepts EC keys on curves node:crypto cannot read (Brainpool), checking their DER", async () => {
+  // OpenSSL (so nginx, HAProxy) loads Brainpool keys; Deno's createPrivateKey does not.
+  const dir = await Deno.makeTempDir({ prefix: "secretsync-brainpool-" });
+  try {
+    const run = (args: string[]) =>
+      new Deno.Command("openssl", { args, cwd: dir, stderr: "null" }).output();
+    await run([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:brainpoolP256r1",
+      "-nodes",
+      "-keyout",
+      "k.pem",
+      "-out",
+      "c.pem",
+      "-subj",
+      "/CN=brainpool",
+      "-days",
+      "2",
+    ]);
+    await run(["ec", "-in", "k.pem", "-out", "sec1.pem"]);
+    const [cert, pkcs8, sec1] = await Promise.all(
+      ["c.pem", "k.pem", "sec1.pem"].map((f) => Deno.readTextFile(`${dir}/${f}`)),
+    );
+    assert.match(sec1, /BEGIN EC PRIVATE KEY/);
+    for (const key of [pkcs8, sec1]) {
+      const content = pem(check(key));
+      assert.deepEqual(content.keys, [], "not comparable: it takes no part in pairing");
+      assert.equal(content.otherKeys, 1);
+      // Made after `now`: checked against the clock as it is now.
+      assert.equal(checkContent(bytes(cert + key), { now: new Date() }).ok, true);
+      // Its DER must still be whole: a line lost from the middle is refused.
+      const lines = key.split("\n");
+      refused(check([...lines.slice(0, 2), ...lines.slice(3)].join("\n")), /does not parse/);
+      // And it may not be replaced by what is not PEM.
+      refused(check("oops\n", { previous: key }), /holds a private key/);
+    }
+    assert.deepEqual(
+      pairingProblems([
+        {
+          path: "/run/secrets/bp.crt",
+          changed: true,
+          pem: pem(checkContent(bytes(cert), { now: new Date() })),
+        },
+        { path: "/run/secrets/bp.key", changed: true, pem: pem(check(pkcs8)) },
+        { path: "/run/secrets/ec.crt", changed: true, pem: pem(check(ec.cert)) },
+        { path: "/run/secrets/ec.key", changed: true, pem: pem(check(ec.key)) },
+      ]),
+      [],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkContent() still refuses a damaged P-256 key whose DER lengths hold", () => {
+  const lines = ec.key.split("\n");
+  // Flip characters in the middle of the key's body: same length, same structure, not a key.
+  const body = lines[2].split("");
+  for (let i = 10; i < 30; i++) body[i] = body[i] === "A" ? "B" : "A";
+  lines[2] = body.join("");
+  refused(check(lines.join("\n")), /private key \("PRIVATE KEY"\) does not parse/);
+});
+
+Deno.test("checkContent() reads a certificate with RFC 1421 headers, as OpenSSL does", () => {
+  const withHeaders = ec.cert.replace(
+    "-----BEGIN CERTIFICATE-----\n",
+    "-----BEGIN CERTIFICATE-----\nComment: issued by a test\n\n",
+  );
+  assert.equal(pem(check(withHeaders)).leaf?.subject, "CN=ec.example");
+});

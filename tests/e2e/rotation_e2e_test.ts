@@ -47,7 +47,8 @@ async function withRun(
     oci: Awaited<ReturnType<typeof startOciStandIn>>;
     writeMap: (lines: string[]) => Promise<void>;
     sync: (...flags: string[]) => Promise<CliResult>;
-    refuseValidation: (on: boolean) => Promise<void>;
+    /** Validation fails in every container, or in the named ones only. */
+    refuseValidation: (on: boolean, containers?: string[]) => Promise<void>;
     calls: () => Promise<string[]>;
     state: () => Promise<{
       pendingReloads: string[];
@@ -68,7 +69,7 @@ async function withRun(
       `${bin}/podman`,
       `#!/bin/sh
 echo "$*" >> ${log}
-if [ "$1" = exec ] && [ -e ${refuse} ]; then
+if [ "$1" = exec ] && [ -e ${refuse} ] && { [ ! -s ${refuse} ] || echo "$*" | grep -qwF -f ${refuse}; }; then
   echo "nginx: [emerg] cannot load certificate key: bad password read" >&2; exit 1
 fi
 exit 0
@@ -89,8 +90,10 @@ exit 0
         outputs.push(result.stdout, result.stderr);
         return result;
       },
-      refuseValidation: (on) =>
-        on ? Deno.writeTextFile(refuse, "") : Deno.remove(refuse).catch(() => {}),
+      refuseValidation: (on, containers = []) =>
+        on
+          ? Deno.writeTextFile(refuse, containers.map((c) => `${c}\n`).join(""))
+          : Deno.remove(refuse).catch(() => {}),
       calls: async () =>
         (await Deno.readTextFile(log).catch(() => "")).split("\n").filter((l) => l !== ""),
       state: async () => JSON.parse(await Deno.readTextFile(`${ws.stateDir}/state.json`)),
@@ -275,6 +278,68 @@ Deno.test("sync rolls back what the validation refuses: same bytes, mode, owner;
     assert.equal(good.code, 3, good.stderr);
     assert.equal(await Deno.readTextFile(`${root}/tls.crt`), b.cert);
     assert.match(good.stdout, /Reloaded web with recipe nginx/);
+  });
+});
+
+// Found by the r-rotation review: with two refusing targets, the second rollback re-labelled the
+// first target's entries ("rolled back: mail refused it" on web's files).
+Deno.test("sync rolls back per target: one validates and one does not; each entry names its own target", async () => {
+  const [a, b] = await certs;
+  const [CERT2, KEY2] = [`${CERT}two`, `${KEY}two`];
+  await withRun(async ({ root, oci, writeMap, sync, refuseValidation, state }) => {
+    await Deno.mkdir(`${root}/web`);
+    await Deno.mkdir(`${root}/mail`);
+    oci.setSecret(CERT, a.cert);
+    oci.setSecret(KEY, a.key);
+    oci.setSecret(CERT2, b.cert);
+    oci.setSecret(KEY2, b.key);
+    await writeMap([
+      `${CERT},${root}/web/tls.crt,0644,web,nginx`,
+      `${KEY},${root}/web/tls.key,0600,web,nginx`,
+      `${CERT2},${root}/mail/tls.crt,0644,mail,nginx`,
+      `${KEY2},${root}/mail/tls.key,0600,mail,nginx`,
+    ]);
+    assert.equal((await sync()).code, 3);
+
+    // web takes a good pair; mail's passphrase key is refused by mail's validation only.
+    await refuseValidation(true, ["mail"]);
+    oci.setSecret(CERT, b.cert);
+    oci.setSecret(KEY, b.key);
+    oci.setSecret(CERT2, a.cert);
+    oci.setSecret(KEY2, reencode(a.key, "encrypted"));
+    const one = await sync();
+    assert.equal(one.code, 1, one.stderr);
+    assert.match(one.stdout, /Reloaded web with recipe nginx/);
+    assert.equal(await Deno.readTextFile(`${root}/web/tls.crt`), b.cert);
+    assert.equal(await Deno.readTextFile(`${root}/mail/tls.crt`), b.cert);
+    assert.equal(await Deno.readTextFile(`${root}/mail/tls.key`), b.key);
+    let recorded = await state();
+    assert.deepEqual(recorded.pendingReloads, []);
+    assert.equal(recorded.entries[`${root}/web/tls.crt`].version, 2);
+    assert.equal(recorded.entries[`${root}/web/tls.crt`].error, undefined);
+    assert.equal(recorded.entries[`${root}/mail/tls.crt`].version, 1);
+    assert.match(recorded.entries[`${root}/mail/tls.key`].error!, /^rolled back: mail refused/);
+
+    // Both refuse: each entry's error names its own target.
+    await refuseValidation(true);
+    oci.setSecret(CERT, a.cert);
+    oci.setSecret(KEY, reencode(a.key, "encrypted"));
+    const both = await sync();
+    assert.equal(both.code, 1, both.stderr);
+    assert.equal(await Deno.readTextFile(`${root}/web/tls.key`), b.key);
+    assert.equal(await Deno.readTextFile(`${root}/mail/tls.key`), b.key);
+    recorded = await state();
+    assert.deepEqual(recorded.pendingReloads, []);
+    assert.equal(recorded.entries[`${root}/web/tls.crt`].version, 2);
+    for (const target of ["web", "mail"]) {
+      for (const file of ["tls.crt", "tls.key"]) {
+        assert.match(
+          recorded.entries[`${root}/${target}/${file}`].error!,
+          new RegExp(`^rolled back: ${target} refused it`),
+          `${target}/${file}`,
+        );
+      }
+    }
   });
 });
 

@@ -55,6 +55,8 @@ function recordingLog() {
   return { lines, log };
 }
 
+const HUP: Reload = { kind: "signal", signal: "HUP" };
+
 function action(target: Target, reload: Reload, paths = ["/run/secrets/x"]) {
   return { target, reload, paths };
 }
@@ -240,6 +242,27 @@ Deno.test("unit: targets go through systemctl (a fake one records its argv)", as
         "reload -- web.service",
         "reload -- web.service",
       ]);
+    });
+    await t.step("a signal the unit's recipe forbids never reaches systemctl", async () => {
+      const ldap: Target = { kind: "unit", name: "slapd.service" };
+      const entry = (line: number, reload: Reload): Entry => ({
+        line,
+        secretId: `s${line}`,
+        path: `/run/secrets/${line}`,
+        mode: 0o600,
+        target: ldap,
+        reload,
+      });
+      const guarded = createReloader({
+        runtime: () => Promise.reject(new Error("unused")),
+        systemctl: bin,
+        entries: [entry(2, { kind: "recipe", name: "openldap" }), entry(5, HUP)],
+      });
+      const before = (await argv()).length;
+      const error = await reloadError(() => guarded.reload(action(ldap, HUP)));
+      assert.match(error.message, /^Refusing to .*unit:slapd\.service/);
+      assert.match(error.message, /line 2 .*openldap.*never sends HUP/);
+      assert.equal((await argv()).length, before, "systemctl was not run");
     });
     await t.step("systemctl's failure is the reload's failure", async () => {
       await fake("echo 'Unit web.service not found.' >&2; exit 5");
