@@ -1,7 +1,7 @@
 /**
  * Durations on the command line: whole numbers with units, `90s`, `30m`, `12h`, `14d`, `250ms`,
  * combined as `1h30m`; a bare number is seconds. One parser for `--warn-expiry`, `--interval`
- * and `--jitter`.
+ * and `--jitter`, and the stream flags of `watch`.
  *
  * @module
  */

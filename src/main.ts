@@ -7,7 +7,7 @@
  * secretsync install [--no-enable] [--dry-run]   # binary, systemd units, /etc/oci-secretsync
  * secretsync uninstall [--dry-run]               # stop and remove them; keep map and secrets
  * secretsync recipe list|show NAME [--json]      # reload recipes, with notes and sources
- * secretsync watch [--interval 6h] [--jitter 5m]  # sync in a loop; SIGHUP now, SIGTERM stops
+ * secretsync watch [--interval 6h] [--stream OCID]  # sync in a loop (+ rotation events); SIGTERM stops
  * secretsync status [--json]                     # last run, next run, each entry; no values
  * secretsync doctor                              # check the set-up, one line per check
  * secretsync env-wrapper > secretsync-env        # the _FILE entrypoint wrapper (POSIX sh)

@@ -50,6 +50,28 @@ export interface RunMetrics {
   reloads: number;
 }
 
+/** The event stream of `watch --stream`, as the metrics show it. */
+export interface StreamMetrics {
+  /** The stream's OCID (label `stream`). */
+  streamId: string;
+  /** Whether the last stream call worked. */
+  up: boolean;
+  /** The saved offset: the last message applied. */
+  offset?: number;
+  /** The last offset read. */
+  readOffset?: number;
+  /** Append-to-read delay of the newest message read, in seconds. */
+  lagSeconds?: number;
+  /** Secrets waiting for their sync. */
+  pending: number;
+  /** Since when every stream call failed, in milliseconds since the epoch. */
+  unreachableSinceMs?: number;
+  /** When the last successful read was, in milliseconds since the epoch. */
+  lastReadAtMs?: number;
+  /** When the last event about a map secret was read, in milliseconds since the epoch. */
+  lastEventAtMs?: number;
+}
+
 /** Everything one metrics file shows. */
 export interface MetricsInput {
   entries: readonly EntryMetrics[];
@@ -57,6 +79,8 @@ export interface MetricsInput {
   run?: RunMetrics;
   /** For `watch`: when the next full cycle is due, in milliseconds since the epoch. */
   nextRunAtMs?: number;
+  /** For `watch --stream`: the stream's state. */
+  stream?: StreamMetrics;
 }
 
 /**
@@ -205,6 +229,59 @@ export function renderMetrics(input: MetricsInput): string {
       [{ value: input.nextRunAtMs / 1000 }],
     );
   }
+  const stream = input.stream;
+  if (stream) {
+    const one = (value: number | undefined): Sample[] =>
+      value === undefined ? [] : [{ labels: { stream: stream.streamId }, value }];
+    family(
+      "secretsync_stream_up",
+      "gauge",
+      "Whether watch's last call to the event stream worked (1); 0 while starting or failing.",
+      one(stream.up ? 1 : 0),
+    );
+    family(
+      "secretsync_stream_offset",
+      "gauge",
+      "The stream offset of the last message applied (saved, resumed from after a restart).",
+      one(stream.offset),
+    );
+    family(
+      "secretsync_stream_read_offset",
+      "gauge",
+      "The stream offset of the last message read.",
+      one(stream.readOffset),
+    );
+    family(
+      "secretsync_stream_lag_seconds",
+      "gauge",
+      "Time from the newest message read being put on the stream to watch reading it.",
+      one(stream.lagSeconds),
+    );
+    family(
+      "secretsync_stream_pending_secrets",
+      "gauge",
+      "Secrets with an event read but not yet synced.",
+      one(stream.pending),
+    );
+    family(
+      "secretsync_stream_unreachable_since_timestamp_seconds",
+      "gauge",
+      "Since when every call to the stream has failed, in seconds since the epoch.",
+      one(seconds(stream.unreachableSinceMs)),
+    );
+    family(
+      "secretsync_stream_last_read_timestamp_seconds",
+      "gauge",
+      "When watch last read the stream successfully, in seconds since the epoch.",
+      one(seconds(stream.lastReadAtMs)),
+    );
+    family(
+      "secretsync_stream_last_event_timestamp_seconds",
+      "gauge",
+      "When watch last read an event about a secret in its map, in seconds since the epoch.",
+      one(seconds(stream.lastEventAtMs)),
+    );
+  }
   return lines.length > 0 ? lines.join("\n") + "\n" : "";
 }
 
@@ -242,6 +319,39 @@ function formatValue(value: number): string {
 
 function seconds(ms: number | undefined): number | undefined {
   return ms === undefined ? undefined : ms / 1000;
+}
+
+/**
+ * The stream part of the metrics, from what a stream watch says of itself
+ * (`StreamWatch.status()` or `stream.json`).
+ */
+export function streamMetricsOf(status: {
+  streamId: string;
+  state: string;
+  offset: number | null;
+  readOffset: number | null;
+  readLagMs: number | null;
+  pending: number;
+  unreachableSince: string | null;
+  lastReadAt?: string | null;
+  lastEvent?: { at: string } | null;
+}): StreamMetrics {
+  const time = (iso: string | null | undefined) => {
+    const ms = iso ? Date.parse(iso) : NaN;
+    return Number.isNaN(ms) ? undefined : ms;
+  };
+  return {
+    streamId: status.streamId,
+    // "starting" (no call answered yet) is not up: nothing is known to work.
+    up: status.state === "reading",
+    offset: status.offset ?? undefined,
+    readOffset: status.readOffset ?? undefined,
+    lagSeconds: status.readLagMs === null ? undefined : Math.max(0, status.readLagMs) / 1000,
+    pending: status.pending,
+    unreachableSinceMs: time(status.unreachableSince),
+    lastReadAtMs: time(status.lastReadAt),
+    lastEventAtMs: time(status.lastEvent?.at),
+  };
 }
 
 /** The parts of the state file the metrics show (see `state.ts`). */
@@ -310,6 +420,8 @@ export interface RunRecord {
   stateDir: string;
   /** `watch`: when its next full cycle is due. */
   nextRunAtMs?: number;
+  /** `watch --stream`: the stream's state. */
+  stream?: StreamMetrics;
 }
 
 /**
@@ -330,7 +442,10 @@ export async function writeRunMetrics(path: string, record: RunRecord): Promise<
     errors: report ? report.failures : record.code === 0 || record.code === 3 ? 0 : 1,
     reloads: report?.reloaded.length ?? 0,
   };
-  await writeMetricsFile(path, renderMetrics(metricsOf(state, run, record.nextRunAtMs)));
+  await writeMetricsFile(
+    path,
+    renderMetrics({ ...metricsOf(state, run, record.nextRunAtMs), stream: record.stream }),
+  );
 }
 
 /**

@@ -7,6 +7,7 @@
  * @module
  */
 import type { WatchSchedule } from "./schedule.ts";
+import type { StreamStatus } from "./stream/watcher.ts";
 import type { TimerInfo } from "./timer.ts";
 
 /** One entry as the state records it (keyed by path). */
@@ -39,8 +40,38 @@ export interface StatusInput {
   lastRun?: LastRunRecord;
   watch?: WatchSchedule;
   watchWarning?: string;
+  /** What `watch --stream` last wrote (`stream.json`), if it ever ran here. */
+  stream?: StreamStatus & { writtenAt: string };
+  streamWarning?: string;
   timer?: TimerInfo;
   now: Date;
+}
+
+/** The event stream of `watch --stream`, as `status` shows it. */
+export interface StreamReport {
+  streamId: string;
+  partition: string;
+  /** `starting`, `reading`, `unreachable` (failing, within the grace), `fallback` (full syncs). */
+  state: StreamStatus["state"];
+  /** Whether the last stream call worked (`reading`). */
+  reachable: boolean;
+  /** Since when every stream call failed; null while it works. */
+  unreachableSince: string | null;
+  /** The saved offset: the last message applied. */
+  offset: number | null;
+  /** The last offset read. */
+  readOffset: number | null;
+  /** Append-to-read delay of the newest message read, in seconds. */
+  lagSeconds: number | null;
+  /** Secrets waiting for their sync. */
+  pending: number;
+  lastReadAt: string | null;
+  lastEvent: StreamStatus["lastEvent"];
+  lastError: string | null;
+  /** When the watch wrote this. */
+  writtenAt: string;
+  /** Set when this may be out of date: the watch stopped, or has not written for a while. */
+  note?: string;
 }
 
 /** When the next run is due, and who runs it. */
@@ -65,6 +96,8 @@ export interface StatusReport {
   health: "ok" | "failed" | "no-state" | "unreadable";
   lastRun?: LastRunRecord & { durationSeconds: number };
   next: NextRun;
+  /** Present when `watch --stream` ran here. */
+  stream?: StreamReport;
   entries: StatusEntry[];
   warnings: string[];
 }
@@ -79,7 +112,9 @@ export const STATUS_EXIT = {
 
 /** Decides what `status` reports. */
 export function buildStatus(input: StatusInput): StatusReport {
-  const warnings = [input.stateWarning, input.watchWarning].filter((w): w is string => !!w);
+  const warnings = [input.stateWarning, input.watchWarning, input.streamWarning].filter((
+    w,
+  ): w is string => !!w);
   const owed = new Set(input.pendingReloads);
   const entries = Object.keys(input.entries).sort().map((path) => ({
     path,
@@ -107,6 +142,7 @@ export function buildStatus(input: StatusInput): StatusReport {
       }
       : undefined,
     next: nextRun(input),
+    stream: input.stream ? streamReport(input) : undefined,
     entries,
     warnings,
   };
@@ -148,6 +184,66 @@ export function nextRun(input: Pick<StatusInput, "watch" | "timer" | "now">): Ne
   return { source: "none", note: notes.join("; ") || undefined };
 }
 
+/** How long `stream.json` may go unwritten before `status` calls it out of date (the watch
+ * writes it at least once a minute). */
+const STREAM_STALE_MS = 3 * 60_000;
+
+/** The stream part of the report; `input.stream` must be set. */
+export function streamReport(input: Pick<StatusInput, "stream" | "watch" | "now">): StreamReport {
+  const s = input.stream!;
+  const age = input.now.getTime() - Date.parse(s.writtenAt);
+  const stoppedAt = input.watch?.stoppedAt;
+  const note = stoppedAt
+    ? `as of ${s.writtenAt}: watch stopped at ${stoppedAt}`
+    : !(age <= STREAM_STALE_MS)
+    ? `as of ${s.writtenAt}: not updated for ${
+      Number.isFinite(age) ? formatDuration(age) : "an unknown time"
+    }; is watch --stream still running?`
+    : undefined;
+  return {
+    streamId: s.streamId,
+    partition: s.partition,
+    state: s.state,
+    reachable: s.state === "reading",
+    unreachableSince: s.unreachableSince ?? null,
+    offset: s.offset ?? null,
+    readOffset: s.readOffset ?? null,
+    lagSeconds: typeof s.readLagMs === "number" ? Math.max(0, s.readLagMs) / 1000 : null,
+    pending: s.pending ?? 0,
+    lastReadAt: s.lastReadAt ?? null,
+    lastEvent: s.lastEvent ?? null,
+    lastError: s.lastError ?? null,
+    writtenAt: s.writtenAt,
+    ...(note ? { note } : {}),
+  };
+}
+
+/** The stream's lines of `status`. */
+function formatStream(stream: StreamReport): string[] {
+  const state = stream.reachable || stream.state === "starting"
+    ? stream.state
+    : `${stream.state === "fallback" ? "unreachable, full syncs instead" : "unreachable"} since ${
+      stream.unreachableSince ?? "?"
+    }`;
+  const lines = [
+    `Stream:    ${stream.streamId} (partition ${stream.partition}): ${state}; offset ${
+      stream.offset ?? "none"
+    } (read ${stream.readOffset ?? "none"}), lag ${
+      stream.lagSeconds === null ? "-" : `${stream.lagSeconds} s`
+    }, ${stream.pending} pending`,
+    `           last event: ${
+      stream.lastEvent
+        ? `${stream.lastEvent.at} ${stream.lastEvent.eventType} for ${stream.lastEvent.secretId} (offset ${stream.lastEvent.offset})`
+        : "none since the watch started"
+    }`,
+  ];
+  if (stream.lastError && stream.unreachableSince) {
+    lines.push(`           error: ${stream.lastError}`);
+  }
+  if (stream.note) lines.push(`           (${stream.note})`);
+  return lines;
+}
+
 /** The human form of a report. */
 export function formatStatus(report: StatusReport): string {
   const lines: string[] = [];
@@ -167,6 +263,7 @@ export function formatStatus(report: StatusReport): string {
       next.note ? ` (${next.note})` : ""
     }`,
   );
+  if (report.stream) lines.push(...formatStream(report.stream));
   if (report.entries.length > 0) {
     const rows = report.entries.map((e) => [
       e.path,

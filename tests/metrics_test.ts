@@ -10,6 +10,7 @@ import {
   outcomeOfCode,
   renderMetrics,
   RUN_OUTCOMES,
+  streamMetricsOf,
   writeMetricsFile,
 } from "../src/metrics.ts";
 
@@ -187,4 +188,73 @@ Deno.test("writeMetricsFile() replaces the file atomically with mode 0644", asyn
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("renderMetrics() with a stream: up, offsets, lag, pending, last read and event", () => {
+  const stream = "ocid1.stream.oc1.iad.s";
+  const reading = streamMetricsOf({
+    streamId: stream,
+    state: "reading",
+    offset: 41,
+    readOffset: 42,
+    readLagMs: 850,
+    pending: 1,
+    unreachableSince: null,
+    lastReadAt: "2026-12-02T07:00:00Z",
+    lastEvent: { at: "2026-12-02T06:59:00Z" },
+  });
+  const families = parse(renderMetrics({ ...INPUT, stream: reading }));
+  const s = { stream };
+  assert.equal(sample(families, "secretsync_stream_up", s), 1);
+  assert.equal(sample(families, "secretsync_stream_offset", s), 41);
+  assert.equal(sample(families, "secretsync_stream_read_offset", s), 42);
+  assert.equal(sample(families, "secretsync_stream_lag_seconds", s), 0.85);
+  assert.equal(sample(families, "secretsync_stream_pending_secrets", s), 1);
+  assert.equal(
+    sample(families, "secretsync_stream_last_read_timestamp_seconds", s),
+    Date.UTC(2026, 11, 2, 7) / 1000,
+  );
+  assert.equal(
+    sample(families, "secretsync_stream_last_event_timestamp_seconds", s),
+    Date.UTC(2026, 11, 2, 6, 59) / 1000,
+  );
+  assert.equal(families.has("secretsync_stream_unreachable_since_timestamp_seconds"), false);
+  for (const family of families.values()) assert.equal(family.type, "GAUGE", family.name);
+
+  // Down: up 0, since when; nothing read yet: no offsets, no lag. Starting is not up either.
+  const down = parse(renderMetrics({
+    entries: [],
+    stream: streamMetricsOf({
+      streamId: stream,
+      state: "fallback",
+      offset: null,
+      readOffset: null,
+      readLagMs: null,
+      pending: 0,
+      unreachableSince: "2026-12-02T06:50:00Z",
+    }),
+  }));
+  assert.equal(sample(down, "secretsync_stream_up", s), 0);
+  assert.equal(
+    sample(down, "secretsync_stream_unreachable_since_timestamp_seconds", s),
+    Date.UTC(2026, 11, 2, 6, 50) / 1000,
+  );
+  assert.equal(down.has("secretsync_stream_offset"), false);
+  assert.equal(down.has("secretsync_stream_lag_seconds"), false);
+  assert.equal(
+    streamMetricsOf({
+      streamId: stream,
+      state: "starting",
+      offset: null,
+      readOffset: null,
+      readLagMs: null,
+      pending: 0,
+      unreachableSince: null,
+    }).up,
+    false,
+  );
+  // Without a stream, no stream family.
+  assert.ok(
+    ![...parse(renderMetrics(INPUT)).keys()].some((k) => k.startsWith("secretsync_stream")),
+  );
 });

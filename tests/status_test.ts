@@ -139,3 +139,103 @@ Deno.test("writeSchedule() and readSchedule() round-trip; a damaged file is a wa
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const STREAM: NonNullable<StatusInput["stream"]> = {
+  streamId: "ocid1.stream.oc1.iad.s",
+  partition: "0",
+  state: "reading",
+  offset: 41,
+  readOffset: 42,
+  pending: 1,
+  pendingForMs: 200,
+  sinceLastReadMs: 1000,
+  readLagMs: 850,
+  unreachableSince: null,
+  lastReadAt: "2026-12-02T06:59:59Z",
+  lastEvent: {
+    at: "2026-12-02T06:59:00Z",
+    offset: 41,
+    eventType: "com.oraclecloud.vaultsecret.createsecretversion",
+    secretId: "ocid1.b",
+  },
+  lastError: null,
+  counts: {
+    gets: 9,
+    cursors: 1,
+    throttled: 0,
+    events: 2,
+    ignored: 0,
+    duplicates: 0,
+    secretSyncs: 1,
+    fullSyncs: 1,
+  },
+  writtenAt: "2026-12-02T06:59:59Z",
+};
+
+Deno.test("buildStatus()/formatStatus(): the stream's state, offset, lag and last event", () => {
+  const report = buildStatus({ ...BASE, stream: STREAM });
+  assert.deepEqual(report.stream, {
+    streamId: STREAM.streamId,
+    partition: "0",
+    state: "reading",
+    reachable: true,
+    unreachableSince: null,
+    offset: 41,
+    readOffset: 42,
+    lagSeconds: 0.85,
+    pending: 1,
+    lastReadAt: STREAM.lastReadAt,
+    lastEvent: STREAM.lastEvent,
+    lastError: null,
+    writtenAt: STREAM.writtenAt,
+  });
+  assert.equal(report.health, "failed", "the stream does not change the run's health");
+  const text = formatStatus(report);
+  assert.match(
+    text,
+    /Stream: +ocid1\.stream\.oc1\.iad\.s \(partition 0\): reading; offset 41 \(read 42\), lag 0\.85 s, 1 pending/,
+  );
+  assert.match(
+    text,
+    /last event: 2026-12-02T06:59:00Z com\.oraclecloud\.vaultsecret\.createsecretversion for ocid1\.b \(offset 41\)/,
+  );
+  // No stream.json: no stream line.
+  assert.doesNotMatch(formatStatus(buildStatus(BASE)), /Stream:/);
+});
+
+Deno.test("buildStatus(): an unreachable stream says since when and why; an old file is flagged", () => {
+  const down = buildStatus({
+    ...BASE,
+    stream: {
+      ...STREAM,
+      state: "fallback",
+      unreachableSince: "2026-12-02T06:50:00Z",
+      lastError: "stream unavailable: HTTP 503",
+      writtenAt: "2026-12-02T06:59:30Z",
+    },
+  });
+  assert.equal(down.stream?.reachable, false);
+  assert.equal(down.stream?.note, undefined);
+  const text = formatStatus(down);
+  assert.match(text, /unreachable, full syncs instead since 2026-12-02T06:50:00Z/);
+  assert.match(text, /error: stream unavailable: HTTP 503/);
+
+  const stale = buildStatus({ ...BASE, stream: { ...STREAM, writtenAt: "2026-12-02T06:50:00Z" } });
+  assert.match(stale.stream?.note ?? "", /not updated for 10m0s|not updated for 10m/);
+  const stopped = buildStatus({
+    ...BASE,
+    stream: STREAM,
+    watch: {
+      pid: 1,
+      startedAt: "2026-12-02T06:00:00Z",
+      intervalMs: 3_600_000,
+      jitterMs: 0,
+      cycles: 2,
+      stoppedAt: "2026-12-02T06:59:59Z",
+    },
+  });
+  assert.match(stopped.stream?.note ?? "", /watch stopped at 2026-12-02T06:59:59Z/);
+  assert.deepEqual(buildStatus({ ...BASE, streamWarning: "Ignoring damaged x" }).warnings, [
+    "Ignoring damaged x",
+  ]);
+});

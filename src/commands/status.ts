@@ -17,6 +17,7 @@ import { accessProblems } from "../permissions.ts";
 import { readSchedule } from "../schedule.ts";
 import { readState, stateFile } from "../state.ts";
 import { buildStatus, formatStatus, STATUS_EXIT } from "../status.ts";
+import { readStreamStatus } from "../stream/watch.ts";
 import { readTimer, type TimerInfo } from "../timer.ts";
 import { validateOptions } from "./usage.ts";
 
@@ -73,6 +74,7 @@ export async function runStatus(options: StatusOptions): Promise<number> {
   const stateFound = await exists(stateFile(options.stateDir));
   const { state, warning: stateWarning } = await readState(options.stateDir);
   const { schedule: watch, warning: watchWarning } = await readSchedule(options.stateDir);
+  const { status: stream, warning: streamWarning } = await readStreamStatus(options.stateDir);
   const watching = watch !== undefined && watch.stoppedAt === undefined;
   // systemctl is asked only when no watch answers, with a deadline; no systemd is an answer.
   const timer: TimerInfo | undefined = options.timer && !watching ? await readTimer() : undefined;
@@ -84,6 +86,8 @@ export async function runStatus(options: StatusOptions): Promise<number> {
     lastRun: state.lastRun,
     watch,
     watchWarning,
+    stream,
+    streamWarning,
     timer,
     now: new Date(),
   });

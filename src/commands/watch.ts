@@ -11,7 +11,12 @@
  */
 import { Command, type Option } from "commander";
 import { COMMANDER_ERROR_OUTPUT, createLogger, type Logger } from "../log.ts";
-import { outcomeOfCode, type RunRecord, writeRunMetricsLogged } from "../metrics.ts";
+import {
+  outcomeOfCode,
+  type RunRecord,
+  streamMetricsOf,
+  writeRunMetricsLogged,
+} from "../metrics.ts";
 import { accessProblems } from "../permissions.ts";
 import { run } from "../run.ts";
 import { writeSchedule } from "../schedule.ts";
@@ -21,12 +26,24 @@ import { messageOf } from "../sync.ts";
 import { parseDuration } from "../duration.ts";
 import { type CycleRequest, startWatchLoop, type WatchLoop } from "../watch.ts";
 import { type RunFlags, UsageError } from "./usage.ts";
+import { loadMap, openRecipes } from "../inputs.ts";
+import { type SecretMatcher, secretMatcher } from "../stream/events.ts";
+import {
+  addStreamFlags,
+  parseStreamFlags,
+  STREAM_FLAGS,
+  type StreamFlags,
+} from "../stream/flags.ts";
+import { createLoopSync, type LoopSync } from "../stream/loop_sync.ts";
+import { startStreamWatch, type StreamWatch } from "../stream/watch.ts";
 
 /** Parsed options of `secretsync watch`. */
 export interface WatchOptions {
   run: RunFlags;
   intervalMs: number;
   jitterMs: number;
+  /** `--stream` and its flags; absent: no event stream. */
+  stream?: StreamFlags;
 }
 
 /**
@@ -44,7 +61,7 @@ export interface WatchExtensions {
   attach?: (loop: WatchLoop, log: Logger) => WatchFeed | Promise<WatchFeed>;
 }
 
-const WATCH_FLAGS = ["--interval", "--jitter"];
+const WATCH_FLAGS = ["--interval", "--jitter", ...STREAM_FLAGS];
 
 /** Declares `watch`: sync's flags (given by the caller) plus `--interval` and `--jitter`. */
 export function watchCommand(syncOptions: readonly Option[] = []): Command {
@@ -64,6 +81,7 @@ Example:
   kill -HUP <pid>     # sync now
   secretsync status   # when the next cycle is due`,
     );
+  addStreamFlags(command);
   for (const option of syncOptions) {
     // A dry run in a loop would only repeat itself: `sync --dry-run` is the way.
     if (option.long !== "--dry-run") command.addOption(option);
@@ -92,8 +110,14 @@ export function parseWatchArgs(
   if (jitterMs === undefined) {
     throw new UsageError(`--jitter "${raw.jitter}" must be a duration like 5m or 0`);
   }
+  let stream: StreamFlags | undefined;
+  try {
+    stream = parseStreamFlags(raw);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const runFlags = parseSyncArgs(withoutFlags(args, WATCH_FLAGS));
-  return { run: runFlags, intervalMs, jitterMs };
+  return { run: runFlags, intervalMs, jitterMs, ...(stream ? { stream } : {}) };
 }
 
 /** `args` without the named flags and their values (`--x v` and `--x=v`). */
@@ -131,6 +155,7 @@ export async function runWatch(
     write: flags.metricsFile ? [flags.metricsFile] : [],
     net: [
       flags.endpoint,
+      options.stream?.endpoint,
       ...(flags.auth.mode === "instance_principal"
         ? [flags.auth.imdsUrl, flags.auth.authEndpoint]
         : []),
@@ -138,6 +163,14 @@ export async function runWatch(
   });
   for (const message of denied) log.log("error", "watch", message, { event: "not_permitted" });
   if (denied.length > 0) return 2;
+  // With --stream: which map secrets an event is about (re-read after each full cycle), and
+  // the stream watch's syncs as loop cycles (settled when a covering cycle ends).
+  let match: SecretMatcher | undefined;
+  if (options.stream) {
+    match = await mapMatcher(flags, log);
+    if (!match) return 2;
+  }
+  let bridge: LoopSync | undefined;
 
   const startedAt = new Date().toISOString();
   let cycles = 0;
@@ -163,9 +196,15 @@ export async function runWatch(
     rate: flags.rate,
   }, { runTimeoutMs: flags.timeoutMs });
   let unwritten: RunRecord | undefined;
+  // The last run's record as written, so a change of the stream's state can be shown without
+  // waiting for the next cycle.
+  let written: RunRecord | undefined;
+  let stream: StreamWatch | undefined;
+  const streamMetrics = () => stream ? streamMetricsOf(stream.status()) : undefined;
   const writeMetrics = async (nextRunAtMs: number | undefined) => {
     if (flags.metricsFile && unwritten) {
-      await writeRunMetricsLogged(flags.metricsFile, log, { ...unwritten, nextRunAtMs });
+      written = { ...unwritten, nextRunAtMs };
+      await writeRunMetricsLogged(flags.metricsFile, log, { ...written, stream: streamMetrics() });
     }
     unwritten = undefined;
   };
@@ -188,9 +227,14 @@ export async function runWatch(
           { ...flags, secrets: request.secretIds, trigger: `watch:${request.trigger}` },
           deps,
         );
+      } catch (error) {
+        bridge?.cycleEnded(request.secretIds, 1);
+        throw error;
       } finally {
         source.close();
       }
+      if (match && request.secretIds === undefined) match = (await mapMatcher(flags, log)) ?? match;
+      bridge?.cycleEnded(request.secretIds, result.code);
       cycles++;
       const ended = Date.now();
       logCycle(log, request, result.code, ended - started, request.signal.aborted);
@@ -247,9 +291,53 @@ export async function runWatch(
   let feed: WatchFeed | undefined;
   try {
     feed = extensions.attach ? await extensions.attach(loop, log) : undefined;
+    const s = options.stream;
+    if (s) {
+      bridge = createLoopSync(loop);
+      stream = startStreamWatch({
+        streamId: s.streamId,
+        endpoint: s.endpoint,
+        region: flags.region,
+        auth: flags.auth,
+        stateDir: flags.stateDir,
+        pollMs: s.pollMs,
+        spreadMs: s.spreadMs,
+        // The loop runs the full cycles every --interval; the stream watch asks for one only
+        // when it starts without an offset and while the stream is down.
+        intervalMs: Number.MAX_SAFE_INTEGER,
+        fallbackIntervalMs: s.fallbackIntervalMs,
+        outageGraceMs: s.outageGraceMs,
+        eventTypes: s.eventTypes,
+        requestTimeoutMs: flags.requestTimeoutMs,
+      }, {
+        log,
+        sync: bridge.sync,
+        match: () => match!,
+        // The metrics file follows the stream's state (up, offset, lag) between cycles too.
+        onStatus: async (status) => {
+          if (flags.metricsFile && written) {
+            await writeRunMetricsLogged(flags.metricsFile, log, {
+              ...written,
+              stream: streamMetricsOf(status),
+            });
+          }
+        },
+      });
+      log.log(
+        "info",
+        "watch",
+        `Reading stream ${s.streamId} every ${formatDuration(s.pollMs)}; events sync after up to ${
+          formatDuration(s.spreadMs)
+        }; full sync every ${formatDuration(s.fallbackIntervalMs)} while the stream is down`,
+        { event: "stream_started", streamId: s.streamId },
+      );
+    }
     await loop.done;
   } finally {
     loop.stop();
+    bridge?.cancel();
+    stream?.stop();
+    await stream?.done;
     await feed?.stop();
     vault.close();
     Deno.removeSignalListener("SIGTERM", onTerm);
@@ -307,4 +395,12 @@ async function writeScheduleSafely(
       event: "schedule_unwritable",
     });
   }
+}
+
+/** Which map secrets an event is about, or undefined (logged) when the map cannot be read. */
+async function mapMatcher(flags: RunFlags, log: Logger): Promise<SecretMatcher | undefined> {
+  const recipes = await openRecipes(flags.recipesDir, log);
+  if (!recipes) return undefined;
+  const entries = await loadMap(flags, log, recipes);
+  return entries ? secretMatcher(entries) : undefined;
 }

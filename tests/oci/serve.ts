@@ -2,14 +2,15 @@
  * Runs the OCI stand-in on its own, for demos:
  *
  * ```sh
- * deno run -A tests/oci/serve.ts [--port 8123] [--config-dir DIR] [--secret OCID=FILE]...
+ * deno run -A tests/oci/serve.ts [--port 8123] [--config-dir DIR] [--secret OCID=FILE]... [--stream]
  * ```
  *
  * Seeds the secrets given with `--secret` (value read from FILE, so it never appears on a command
  * line), or two demo secrets with random values when none are given; writes an API key config
  * into `--config-dir` (default: a new temp dir); prints one JSON line on stdout with the URLs,
  * the config file, and each secret's OCID, version, size and sha256 (never the value); then
- * serves until SIGTERM or SIGINT. The control API (`/_standin/…`, see standin.ts) is on, so a
+ * serves until SIGTERM or SIGINT. With `--stream`, a stream is created that every rotation
+ * (`PUT /_standin/secrets/{id}`) puts its event on, and its OCID is printed as `streamId`. The control API (`/_standin/…`, see standin.ts) is on, so a
  * demo can rotate secrets and inject faults while it runs.
  *
  * @module
@@ -18,10 +19,11 @@ import { startOciStandIn } from "./standin.ts";
 
 function parseArgs(
   args: string[],
-): { port: number; configDir?: string; secrets: [string, string][] } {
-  const out: { port: number; configDir?: string; secrets: [string, string][] } = {
+): { port: number; configDir?: string; secrets: [string, string][]; stream: boolean } {
+  const out: { port: number; configDir?: string; secrets: [string, string][]; stream: boolean } = {
     port: 0,
     secrets: [],
+    stream: false,
   };
   for (let i = 0; i < args.length; i++) {
     const value = args[i + 1];
@@ -41,6 +43,9 @@ function parseArgs(
         i++;
         break;
       }
+      case "--stream":
+        out.stream = true;
+        break;
       default:
         throw new Error(`Unknown argument "${args[i]}"`);
     }
@@ -75,8 +80,12 @@ if (import.meta.main) {
     secrets.push({ id, version, bytes: bytes.length, sha256: await sha256Hex(bytes) });
   }
 
+  const streamId = args.stream ? oci.createStream() : undefined;
+  if (streamId) oci.routeSecretEvents(streamId);
+
   console.log(JSON.stringify({
     url: oci.url,
+    ...(streamId ? { streamId, streamEndpoint: oci.streamEndpoint } : {}),
     imdsUrl: oci.imdsUrl,
     authEndpoint: oci.authEndpoint,
     secretsEndpoint: oci.secretsEndpoint,

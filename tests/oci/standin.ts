@@ -8,6 +8,9 @@
  *   answers `{"token": JWT}` with the session public key in the `jwk` claim.
  * - Secret retrieval (`GET /20190301/secretbundles/{id}`,
  *   `POST /20190301/secretbundles/actions/getByName`): real SecretBundle JSON.
+ * - Streaming (`POST /20180418/streams/{id}/cursors`, `GET|POST /20180418/streams/{id}/messages`):
+ *   see `_streams.ts`. `routeSecretEvents` makes every `setSecret` put the CloudEvent a
+ *   rotation would on a stream, as an OCI Events rule with a Streaming action does.
  *
  * Every signed request is verified (signature, signed header set, date skew, body hash); any
  * failure is a 401 `NotAuthenticated` counted in `calls.rejected`. Faults can be injected per
@@ -46,6 +49,14 @@ import {
 import { type RawRequest, type Reply, serveRaw } from "./_http.ts";
 import { getPki, type Pki } from "./_pki.ts";
 import { contentSha256, parseAuthorization, signingString, verifyRsaSha256 } from "./_signature.ts";
+import {
+  createStreams,
+  secretEvent,
+  type StoredMessage,
+  type StreamCalls,
+  type StreamLimits,
+  type Streams,
+} from "./_streams.ts";
 
 /** Options for `startOciStandIn`. */
 export interface StandInOptions {
@@ -64,18 +75,22 @@ export interface StandInOptions {
    * `PUT /_standin/secrets/{id}` (body: the value; answers `{"version": n}`),
    * `POST /_standin/faults` (`{"match": {…}, "fault": {…}}`), `DELETE /_standin/faults`,
    * `GET /_standin/calls`, `POST /_standin/latency` (`{"ms": 50, "paths": […]}`),
-   * `GET /_standin/content/{id}` (the CURRENT version's base64, as a stub `oci` CLI prints it).
-   * @default false
+   * `GET /_standin/content/{id}` (the CURRENT version's base64, as a stub `oci` CLI prints it);
+   * streams: `POST /_standin/streams` (`{"id"?, "partitions"?, "routeSecretEvents"?}`, answers
+   * `{"id"}`), `POST /_standin/streams/{id}/events` (`{"secretId", "eventType"?}` or
+   * `{"raw": any JSON}`, answers `{"offset"}`). @default false
    */
   control?: boolean;
   /** Every request to these endpoint families is answered this much later. @default 0 */
   latencyMs?: number;
   /** Which families `latencyMs` applies to. @default ["imds", "federation", "secrets"] */
   latencyPaths?: FaultPath[];
+  /** Streaming limits (cursor lifetime, read rates); see `_streams.ts`. */
+  streams?: Partial<StreamLimits>;
 }
 
 /** Which endpoint family a fault applies to. */
-export type FaultPath = "imds" | "federation" | "secrets";
+export type FaultPath = "imds" | "federation" | "secrets" | "streams";
 
 /** Which requests a fault applies to; an empty match applies to every request. */
 export interface FaultMatch {
@@ -124,6 +139,8 @@ export interface StandInCalls {
   secrets: Map<string, number>;
   /** Requests refused for a missing, malformed or wrong signature. */
   rejected: number;
+  /** Streaming requests (answered ones; faulted ones count in `log` only). */
+  streams: StreamCalls;
   /** Every request as "METHOD /path" (no query), oldest first. */
   log: string[];
   /** When each Secrets API request arrived (`performance.now()`), for whom, oldest first. */
@@ -178,6 +195,8 @@ export interface OciStandIn {
   authEndpoint: string;
   /** Secrets endpoint (the SDK appends `/20190301`). */
   secretsEndpoint: string;
+  /** Streaming messages endpoint (clients append `/20180418`). */
+  streamEndpoint: string;
   region: string;
   tenancyId: string;
   /** The default vault OCID secrets are created in. */
@@ -217,6 +236,25 @@ export interface OciStandIn {
   setLatency(ms: number, paths?: FaultPath[]): void;
   /** `calls.secrets.get(id) ?? 0` */
   secretCalls(id: string): number;
+  /** Creates a stream (one partition by default); returns its OCID. */
+  createStream(opts?: { id?: string; name?: string; partitions?: number }): string;
+  /**
+   * From now on every `setSecret` puts a secret event on this stream, as an Events rule with a
+   * Streaming action would (`eventType` default: createsecretversion).
+   */
+  routeSecretEvents(streamId: string, opts?: { eventType?: string }): void;
+  /** Puts the event a rotation of `secretId` would on the stream; returns the message. */
+  emitSecretEvent(
+    streamId: string,
+    secretId: string,
+    opts?: { eventType?: string },
+  ): { offset: number; eventID: string };
+  /** Puts any bytes or JSON on the stream, as PutMessages would; returns the offset. */
+  putMessage(streamId: string, value: unknown, opts?: { partition?: number }): number;
+  /** Drops every message below `offset` from a partition, as retention would. */
+  trimStream(streamId: string, offset: number, partition?: number): void;
+  /** The messages of a partition, oldest first. */
+  streamMessages(streamId: string, partition?: number): readonly StoredMessage[];
   close(): Promise<void>;
 }
 
@@ -275,11 +313,14 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
   const faults: { match: FaultMatch; fault: Fault; left: number; until: number }[] = [];
   const latency = { ms: opts.latencyMs ?? 0, paths: new Set(opts.latencyPaths ?? ALL_PATHS) };
   const tokens = new Map<string, IssuedToken>();
+  const streams = createStreams(opts.streams);
+  const routes: { streamId: string; eventType?: string }[] = [];
   const calls: StandInCalls = {
     imds: 0,
     federation: 0,
     secrets: new Map(),
     rejected: 0,
+    streams: streams.calls,
     log: [],
     secretsAt: [],
   };
@@ -295,6 +336,7 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     maxSkewMs,
     jwtSecret,
     secrets,
+    streams,
     tokens,
     calls,
     rejections,
@@ -331,6 +373,7 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     imdsUrl: `${url}/opc/v2/`,
     authEndpoint: url,
     secretsEndpoint: url,
+    streamEndpoint: url,
     region,
     tenancyId,
     vaultId,
@@ -442,6 +485,9 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
       }
       v.stages.add("LATEST");
       s.versions.push(v);
+      for (const route of routes) {
+        standIn.emitSecretEvent(route.streamId, id, { eventType: route.eventType });
+      }
       return v.number;
     },
     fault(match, fault) {
@@ -460,6 +506,40 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
       latency.paths = new Set(paths);
     },
     secretCalls: (id) => calls.secrets.get(id) ?? 0,
+    createStream(o = {}) {
+      const id = o.id ?? `ocid1.stream.oc1.iad.standin${crypto.randomUUID().replaceAll("-", "")}`;
+      const n = o.partitions ?? 1;
+      streams.streams.set(id, {
+        id,
+        name: o.name ?? "secretsync-events",
+        partitions: Array.from({ length: n }, () => []),
+        trimmedBelow: Array(n).fill(0),
+      });
+      return id;
+    },
+    routeSecretEvents(streamId, o = {}) {
+      if (!streams.streams.has(streamId)) throw new Error(`No stream ${streamId}`);
+      routes.push({ streamId, eventType: o.eventType });
+    },
+    emitSecretEvent(streamId, secretId, o = {}) {
+      const event = secretEvent({ secretId, compartmentId: tenancyId, eventType: o.eventType });
+      const offset = standIn.putMessage(streamId, event);
+      return { offset, eventID: event.eventID as string };
+    },
+    putMessage(streamId, value, o = {}) {
+      const bytes = value instanceof Uint8Array
+        ? value
+        : new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+      return streams.append(streamId, bytes, { partition: o.partition }).offset;
+    },
+    trimStream(streamId, offset, partition = 0) {
+      const stream = streams.streams.get(streamId);
+      if (!stream) throw new Error(`No stream ${streamId}`);
+      stream.partitions[partition] = stream.partitions[partition].filter((m) => m.offset >= offset);
+      stream.trimmedBelow[partition] = Math.max(stream.trimmedBelow[partition], offset);
+    },
+    streamMessages: (streamId, partition = 0) =>
+      streams.streams.get(streamId)?.partitions[partition] ?? [],
     close: () => server.close(),
   };
   return standIn;
@@ -475,6 +555,7 @@ interface HandlerContext {
   maxSkewMs: number;
   jwtSecret: Uint8Array;
   secrets: Map<string, Secret>;
+  streams: Streams;
   tokens: Map<string, IssuedToken>;
   calls: StandInCalls;
   rejections: string[];
@@ -499,6 +580,8 @@ async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal
   } else if (path === "/v1/x509") {
     kind = "federation";
     ctx.calls.federation++;
+  } else if (path.startsWith("/20180418/streams/")) {
+    kind = "streams";
   } else if (path.startsWith("/20190301/secretbundles/")) {
     kind = "secrets";
     secretId = resolveSecretId(ctx, req.method, url);
@@ -535,6 +618,9 @@ async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal
         return federation(ctx, req, requestId);
       case "secrets":
         return secretBundle(ctx, req, url, requestId, fault);
+      case "streams":
+        verifySignature(ctx, req, "service");
+        return ctx.streams.handle(req, url, requestId);
     }
   } catch (e) {
     if (e instanceof Rejected) {
@@ -598,6 +684,19 @@ function control(oci: OciStandIn, req: RawRequest): Reply {
     }
     if (req.method === "GET" && path === "/_standin/calls") {
       return json(200, { ...oci.calls, secrets: Object.fromEntries(oci.calls.secrets) });
+    }
+    if (req.method === "POST" && path === "/_standin/streams") {
+      const body = req.body.length > 0 ? JSON.parse(new TextDecoder().decode(req.body)) : {};
+      const id = oci.createStream({ id: body.id, partitions: body.partitions });
+      if (body.routeSecretEvents) oci.routeSecretEvents(id);
+      return json(200, { id });
+    }
+    const events = /^\/_standin\/streams\/([^/]+)\/events$/.exec(path);
+    if (req.method === "POST" && events) {
+      const id = decodeURIComponent(events[1]);
+      const body = JSON.parse(new TextDecoder().decode(req.body));
+      if ("raw" in body) return json(200, { offset: oci.putMessage(id, body.raw) });
+      return json(200, oci.emitSecretEvent(id, body.secretId, { eventType: body.eventType }));
     }
   } catch (e) {
     return json(400, { code: "InvalidParameter", message: String(e) });
