@@ -10,6 +10,7 @@
  * @module
  */
 import { z } from "zod";
+import { readCappedBody } from "../http_body.ts";
 import { authenticate, type Authenticated, regionId } from "../vault/auth.ts";
 import { describe, describeNetworkError, oneLine } from "../vault/describe.ts";
 import { loadSdk } from "../vault/sdk.ts";
@@ -146,7 +147,7 @@ export async function openStreamReader(opts: StreamReaderOptions): Promise<Strea
       let bytes: Uint8Array;
       try {
         res = await fetch(url, { method, headers, body, signal });
-        bytes = await readCapped(res, MAX_RESPONSE);
+        bytes = await readCappedBody(res, MAX_RESPONSE);
       } catch (e) {
         const why = signal.aborted
           ? (closer.signal.aborted ? "the client was closed" : `timed out after ${timeoutMs} ms`)
@@ -223,30 +224,4 @@ export function kindOf(status: number): StreamFailure {
   if (status === 400) return "cursor";
   if (status === 401 || status === 403 || status === 404) return "denied";
   return "unavailable";
-}
-
-async function readCapped(res: Response, cap: number): Promise<Uint8Array> {
-  if (!res.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > cap) {
-      await reader.cancel().catch(() => {
-        // Deliberately ignored: the response is refused either way.
-      });
-      throw new Error(`response is larger than ${cap} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

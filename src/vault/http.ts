@@ -12,6 +12,7 @@
  * @module
  */
 import type { HttpRequest } from "oci-common";
+import { BodyTooLarge, readCappedBody } from "../http_body.ts";
 
 /** What one attempt's request did; filled in by `signedRequest`. */
 export interface Attempt {
@@ -69,7 +70,7 @@ export async function signedRequest(
     const res = await fetch(uri, { method, headers, signal: attempt.signal });
     attempt.status = res.status;
     attempt.requestId = res.headers.get("opc-request-id") ?? undefined;
-    const body = await readCapped(res, opts.maxResponseBytes);
+    const body = await readCappedBody(res, opts.maxResponseBytes);
     return {
       status: res.status,
       statusText: res.statusText,
@@ -77,49 +78,8 @@ export async function signedRequest(
       body,
     };
   } catch (e) {
-    if (e instanceof TooLarge) attempt.tooLarge = true;
+    if (e instanceof BodyTooLarge) attempt.tooLarge = true;
     else attempt.transportError = e;
     throw e;
   }
-}
-
-class TooLarge extends Error {}
-
-async function readCapped(res: Response, cap: number): Promise<Uint8Array> {
-  if (!res.body) return new Uint8Array();
-  // With a length (OCI always sends one) the body is read in one go: reading it through a
-  // stream reader left ~13 KB of buffers per response to the garbage collector, which at a
-  // thousand secrets was most of the process's memory growth.
-  const length = Number(res.headers.get("content-length") ?? NaN);
-  if (Number.isSafeInteger(length) && length >= 0) {
-    if (length > cap) {
-      await res.body.cancel().catch(() => {
-        // Deliberately ignored: the response is refused either way.
-      });
-      throw new TooLarge(`Response is larger than ${cap} bytes`);
-    }
-    return await res.bytes();
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > cap) {
-      await reader.cancel().catch(() => {
-        // Deliberately ignored: the response is refused either way.
-      });
-      throw new TooLarge(`Response is larger than ${cap} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
