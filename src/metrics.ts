@@ -9,7 +9,7 @@
  * @module
  */
 import type { Logger } from "./log.ts";
-import { readState } from "./state.ts";
+import { type EntryState, readState } from "./state.ts";
 import { atomicWrite } from "./write.ts";
 
 /** One map entry as the metrics show it. */
@@ -357,14 +357,7 @@ export function streamMetricsOf(status: {
 /** The parts of the state file the metrics show (see `state.ts`). */
 export interface MetricsState {
   pendingReloads: readonly string[];
-  entries?: Record<string, {
-    secretId: string;
-    version?: number | string;
-    changedAt?: string;
-    checkedAt?: string;
-    error?: string;
-    notAfter?: string;
-  }>;
+  entries?: Record<string, EntryState>;
 }
 
 /**

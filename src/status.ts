@@ -7,18 +7,12 @@
  * @module
  */
 import type { WatchSchedule } from "./schedule.ts";
+import type { EntryState } from "./state.ts";
 import type { StreamStatus } from "./stream/watcher.ts";
 import type { TimerInfo } from "./timer.ts";
 
 /** One entry as the state records it (keyed by path). */
-export interface EntryRecord {
-  secretId: string;
-  version?: number | string;
-  changedAt?: string;
-  checkedAt?: string;
-  error?: string;
-  notAfter?: string;
-}
+export type EntryRecord = EntryState;
 
 /** The last run as the state records it. */
 export interface LastRunRecord {
