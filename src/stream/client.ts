@@ -11,9 +11,9 @@
  */
 import { z } from "zod";
 import { readCappedBody } from "../http_body.ts";
-import { authenticate, type Authenticated, regionId } from "../vault/auth.ts";
+import { authenticate, type Authenticated, resolveRegionId } from "../vault/auth.ts";
 import { describe, describeNetworkError, oneLine } from "../vault/describe.ts";
-import { loadSdk } from "../vault/sdk.ts";
+import { CachedKeySigner, signingKeyOf } from "../vault/sign.ts";
 import type { VaultAuth } from "../vault/types.ts";
 
 /** Where a cursor starts, as CreateCursor takes it. */
@@ -108,24 +108,23 @@ export async function openStreamReader(opts: StreamReaderOptions): Promise<Strea
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const limit = opts.limit ?? 100;
   const partition = opts.partition ?? "0";
-  const sdk = await loadSdk();
   let auth: Authenticated;
   try {
-    auth = await authenticate(opts.auth, { sdk, timeoutMs, region: opts.region });
+    auth = await authenticate(opts.auth, { timeoutMs, region: opts.region });
   } catch (e) {
     const retryable = (e as { retryable?: boolean }).retryable !== false;
     throw new StreamError(describe(e), retryable ? "unavailable" : "denied");
   }
   try {
-    const signer = new sdk.common.DefaultRequestSigner(auth.provider);
+    const signer = new CachedKeySigner(signingKeyOf(auth.provider));
     let base = opts.endpoint?.replace(/\/+$/, "");
     if (!base) {
       let region = opts.region ?? auth.regionId;
       if (!region && auth.imdsRegion) {
-        region = await auth.imdsRegion(AbortSignal.timeout(timeoutMs));
+        region = (await auth.imdsRegion(AbortSignal.timeout(timeoutMs))).regionId;
       }
       if (!region) throw new StreamError("No region for the stream endpoint", "denied");
-      base = `https://streaming.${regionId(sdk, region)}.oci.oraclecloud.com`;
+      base = `https://streaming.${await resolveRegionId(region)}.oci.oraclecloud.com`;
     }
     const streamUrl = `${base}/20180418/streams/${encodeURIComponent(opts.streamId)}`;
     const closer = new AbortController();

@@ -1,17 +1,34 @@
 /**
- * Authentication providers: instance principal (IMDS + federation), API key (config file),
- * session token (config file) or resource principal (environment); see session.ts.
+ * Authentication providers: instance principal (IMDS + federation, see instance_principal.ts),
+ * API key (config file), session token (config file) or resource principal (environment); see
+ * session.ts. Only the API key and session token modes load the SDK (its config file parser
+ * and API key provider); an instance principal loads it only for a region IMDS does not
+ * describe (see region.ts).
  *
  * @module
  */
 import type { AuthenticationDetailsProvider } from "oci-common";
 import { accessProblems, PERMISSIONS } from "../permissions.ts";
-import { Aborted, raceAbort, timeoutSignal } from "./abort.ts";
+import { raceAbort } from "./abort.ts";
 import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
-import type { Sdk } from "./sdk.ts";
+import {
+  type Identity,
+  imdsFailure,
+  InstancePrincipal,
+  phaseSignal,
+  readIdentity,
+} from "./instance_principal.ts";
+import {
+  AUTH_ENDPOINT_TEMPLATE,
+  endpointIn,
+  ImdsReadError,
+  readImdsRegion,
+  type RegionInfo,
+} from "./region.ts";
+import { loadSdk, type Sdk } from "./sdk.ts";
 import { readResourcePrincipal, readSecurityToken, RP_ENV, sessionProvider } from "./session.ts";
-import { generateSessionKeyPair, type PemKeyPair, sessionKeySupplier } from "./session_key.ts";
+import { generateSessionKeyPair, type PemKeyPair, takeSessionKeyPair } from "./session_key.ts";
 import type { VaultAuth } from "./types.ts";
 
 /** The default IMDS v2 base URL. */
@@ -22,9 +39,11 @@ export interface Authenticated {
   provider: AuthenticationDetailsProvider;
   /** Region ID from the provider (config file, or IMDS when the auth endpoint was derived). */
   regionId?: string;
+  /** The realm domain of `regionId`, when IMDS said it: endpoints need no SDK table then. */
+  secondLevelDomain?: string;
   /** Reads the region from IMDS (instance principal only). */
-  imdsRegion?: (signal: AbortSignal) => Promise<string>;
-  /** Shuts down the SDK's circuit breakers (their timers). */
+  imdsRegion?: (signal: AbortSignal) => Promise<RegionInfo>;
+  /** Releases what the provider holds (nothing at present; kept for callers). */
   dispose(): void;
   /** Advice added to an HTTP 401 (session tokens: how to get a fresh one). */
   on401?: string;
@@ -80,7 +99,8 @@ export function credentialFiles(
 
 /** The SDK and limits for the authentication phase. */
 export interface AuthLimits {
-  sdk: Sdk;
+  /** The SDK, if the caller has it loaded; else it is loaded when a mode needs it. */
+  sdk?: Sdk;
   /** The region option; lets api_key work with a config file that names no region. */
   region?: string;
   /** Each phase (IMDS reads, token federation) gets this long. */
@@ -92,16 +112,17 @@ export interface AuthLimits {
 }
 
 /**
- * Builds the provider. For instance principals it also obtains the session token, once, here:
- * asked concurrently by many first requests, the SDK would federate once per request (each with
- * a fresh key pair). Throws `VaultError` (secretId "") on failure.
+ * Builds the provider. For instance principals it also obtains the session token, once, here,
+ * so that many concurrent first requests share it. Throws `VaultError` (secretId "") on failure.
  */
 export async function authenticate(auth: VaultAuth, limits: AuthLimits): Promise<Authenticated> {
-  const { sdk } = limits;
   switch (auth.mode) {
-    case "api_key":
+    case "api_key": {
+      const sdk = limits.sdk ?? await loadSdk();
       return apiKey(sdk, auth.configFile, auth.profile ?? "DEFAULT", limits.region);
+    }
     case "security_token": {
+      const sdk = limits.sdk ?? await loadSdk();
       const file = auth.configFile ?? `${Deno.env.get("HOME") ?? ""}/.oci/config`;
       return session(readSecurityToken(sdk, file, auth.profile ?? "DEFAULT"));
     }
@@ -109,7 +130,6 @@ export async function authenticate(auth: VaultAuth, limits: AuthLimits): Promise
       return session(readResourcePrincipal(auth.env ?? ((name) => Deno.env.get(name))));
     default:
       return await instancePrincipal(
-        sdk,
         auth.imdsUrl ?? DEFAULT_IMDS_URL,
         auth.authEndpoint,
         limits,
@@ -181,118 +201,74 @@ function keyFromConfig(sdk: Sdk, file: string, profile: string): AuthenticationD
 }
 
 async function instancePrincipal(
-  sdk: Sdk,
   imdsUrl: string,
   authEndpoint: string | undefined,
   limits: AuthLimits,
 ): Promise<Authenticated> {
-  const builder = new sdk.common.InstancePrincipalsAuthenticationDetailsProviderBuilder();
-  builder.metadataBaseUrl = imdsUrl;
-  // Our supplier: one key pair, generated off the main thread (see session_key.ts).
-  const keys = sessionKeySupplier(limits.sessionKeys ?? generateSessionKeyPair());
-  builder.sessionKeySupplier = keys as never;
-  if (authEndpoint) builder.federationEndpoint = authEndpoint;
-  const dispose = () => {
-    // The builder creates two opossum circuit breakers; their timers would outlive us.
-    shutdownBreaker(builder.circuitBreaker);
-    shutdownBreaker(builder.authCircuitBreaker);
-  };
-  const fail = (what: string, e: unknown, retryable: boolean, status?: number): never => {
-    dispose();
-    throw new VaultError(`Cannot authenticate with instance principal: ${what}: ${describe(e)}`, {
-      secretId: "",
-      status,
-      retryable,
-    });
+  const sdk = () => limits.sdk ? Promise.resolve(limits.sdk) : loadSdk();
+  const first = limits.sessionKeys ?? takeSessionKeyPair();
+  first.catch(() => {
+    // Deliberately ignored here: the first federation awaits it and reports the failure.
+  });
+  let keys = 0;
+  const options = {
+    imdsUrl,
+    timeoutMs: limits.timeoutMs,
+    signal: limits.signal,
+    // The first pair was started early (session_key.ts); each refresh makes a new one.
+    sessionKeys: () => keys++ === 0 ? first : generateSessionKeyPair(),
   };
 
-  let provider: Awaited<ReturnType<typeof builder.build>>;
-  const imdsDeadline = phaseSignal(limits);
+  // IMDS: the identity and, without a configured federation endpoint, the region, at once.
+  const phase = phaseSignal(options);
+  let identity: Identity;
+  let region: RegionInfo | undefined;
   try {
-    provider = await raceAbort(builder.build(), imdsDeadline.signal);
-  } catch (e) {
-    // The SDK reports every IMDS problem as "Failed to autoDetectCertificatesUsingMetadataUrl";
-    // ask IMDS once more ourselves to say what actually went wrong.
-    const reason = e instanceof Aborted ? abortReason(e, limits) : await probeImds(imdsUrl, limits);
-    return fail(`reading the instance identity from IMDS at ${imdsUrl} failed`, reason, true);
-  } finally {
-    imdsDeadline.clear();
-  }
-
-  const fedDeadline = phaseSignal(limits);
-  try {
-    await raceAbort(keys.ready, fedDeadline.signal);
-    // getKeyId() refreshes the leaf certificate from IMDS and federates; the token is cached.
-    await raceAbort(provider.getKeyId(), fedDeadline.signal);
-  } catch (e) {
-    // The builder subclass overrides only the setter, so the getter reads undefined.
-    const derived = (builder as unknown as { _federationEndpoint?: string })._federationEndpoint;
-    const endpoint = `${authEndpoint ?? derived ?? "the federation endpoint"}/v1/x509`;
-    const status = Number(/status: (\d{3})/.exec(describe(e))?.[1]) || undefined;
-    const retryable = status === undefined || status === 429 || status >= 500;
-    return fail(
-      `obtaining a session token from ${endpoint} failed`,
-      abortReason(e, limits, status),
-      retryable,
-      status,
+    [identity, region] = await raceAbort(
+      Promise.all([
+        readIdentity(imdsUrl, phase.signal),
+        authEndpoint ? undefined : readImdsRegion(imdsUrl, phase.signal, sdk),
+      ]),
+      phase.signal,
     );
+  } catch (e) {
+    throw imdsFailure(options, e);
   } finally {
-    fedDeadline.clear();
+    phase.clear();
   }
 
+  const federationEndpoint = authEndpoint?.replace(/\/+$/, "") ??
+    endpointIn(AUTH_ENDPOINT_TEMPLATE, region!);
+  const principal = await InstancePrincipal.authenticate(
+    { ...options, federationEndpoint },
+    identity,
+  );
   return {
-    provider,
-    regionId: provider.getRegion()?.regionId,
-    imdsRegion: (signal) => readImdsRegion(sdk, imdsUrl, signal),
-    dispose,
+    provider: {
+      getKeyId: () => principal.keyId(),
+      getPrivateKey: () => principal.privateKeyPem(),
+      getPassphrase: () => null,
+    },
+    regionId: region?.regionId,
+    secondLevelDomain: region?.secondLevelDomain,
+    imdsRegion: async (signal) => {
+      try {
+        return await readImdsRegion(imdsUrl, signal, sdk);
+      } catch (e) {
+        const base = imdsUrl.endsWith("/") ? imdsUrl : imdsUrl + "/";
+        const reason = signal.aborted
+          ? "timed out"
+          : e instanceof ImdsReadError
+          ? e.message
+          : describeNetworkError(e);
+        throw new VaultError(`Cannot read the region from IMDS at ${base}: ${reason}`, {
+          secretId: "",
+          retryable: true,
+        });
+      }
+    },
+    dispose() {},
   };
-}
-
-/** Why IMDS cannot give the instance identity, in a few words. */
-async function probeImds(imdsUrl: string, limits: AuthLimits): Promise<string> {
-  const base = imdsUrl.endsWith("/") ? imdsUrl : imdsUrl + "/";
-  const t = timeoutSignal(Math.min(limits.timeoutMs, 2000));
-  try {
-    const res = await fetch(`${base}identity/cert.pem`, {
-      headers: { Authorization: "Bearer Oracle" },
-      signal: limits.signal ? AbortSignal.any([t.signal, limits.signal]) : t.signal,
-    });
-    await res.body?.cancel();
-    return res.ok
-      ? "IMDS answers, but its certificate or key could not be used"
-      : `IMDS answered HTTP ${res.status} for identity/cert.pem`;
-  } catch (e) {
-    return t.signal.aborted ? "IMDS does not answer" : describeNetworkError(e);
-  } finally {
-    t.clear();
-  }
-}
-
-async function readImdsRegion(sdk: Sdk, imdsUrl: string, signal: AbortSignal): Promise<string> {
-  const base = imdsUrl.endsWith("/") ? imdsUrl : imdsUrl + "/";
-  try {
-    const res = await fetch(`${base}instance/region`, {
-      headers: { Authorization: "Bearer Oracle" },
-      signal,
-    });
-    const text = (await res.text()).trim();
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    if (!/^[a-z0-9-]+$/i.test(text)) throw new Error("not a region name");
-    return regionId(sdk, text);
-  } catch (e) {
-    throw new VaultError(
-      `Cannot read the region from IMDS at ${base}instance/region: ${describe(e)}`,
-      { secretId: "", retryable: true },
-    );
-  }
-}
-
-// Typed as oci-common's CircuitBreaker wrapper, but one of the builder's two is the bare opossum
-// circuit inside it: accept both shapes.
-function shutdownBreaker(b: unknown): void {
-  type Circuit = { shutdown?: () => void };
-  const circuit = (b as { circuit?: Circuit } | undefined)?.circuit ?? (b as Circuit | undefined);
-  circuit?.shutdown?.();
 }
 
 /**
@@ -304,14 +280,7 @@ export function regionId(sdk: Sdk, region: string): string {
   return region.includes("-") ? region : sdk.common.Region.getRegionIdFromShortCode(region);
 }
 
-function phaseSignal(limits: AuthLimits): { signal: AbortSignal; clear(): void } {
-  const t = timeoutSignal(limits.timeoutMs);
-  const signal = limits.signal ? AbortSignal.any([t.signal, limits.signal]) : t.signal;
-  return { signal, clear: t.clear };
-}
-
-function abortReason(e: unknown, limits: AuthLimits, status?: number): unknown {
-  if (!(e instanceof Aborted)) return status ? `HTTP ${status}` : e;
-  if (limits.signal?.aborted) return "run deadline reached";
-  return `timed out after ${limits.timeoutMs} ms`;
+/** {@linkcode regionId}, loading the SDK only for a short code. */
+export async function resolveRegionId(region: string): Promise<string> {
+  return region.includes("-") ? region : regionId(await loadSdk(), region);
 }

@@ -1,5 +1,5 @@
 /**
- * `openVault`: authenticate once, configure a quiet `SecretsClient`, hand out a SecretSource.
+ * `openVault`: authenticate once, hand out a SecretSource that fetches with our own signer.
  *
  * @module
  */
@@ -8,6 +8,7 @@ import { describe } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import { fetchBundle, type FetchContext, type Selector } from "./fetch.ts";
 import { createRateLimiter } from "./rate.ts";
+import { endpointIn, SECRETS_ENDPOINT_TEMPLATE } from "./region.ts";
 import { DEFAULT_BACKOFF } from "./retry.ts";
 import { loadSdk, type Sdk } from "./sdk.ts";
 import { takeSessionKeyPair } from "./session_key.ts";
@@ -35,10 +36,10 @@ export function parseStage(stage: string): Selector {
  * Opens a connection to OCI Vault's secret retrieval service.
  *
  * With instance principals this reads the instance identity from IMDS and obtains the session
- * token before returning, so `fetch` can then be called concurrently. The SDK's own retries and
- * circuit breaker are off; each `fetch` makes up to `attempts` tries with full-jitter backoff
- * (429, 5xx, network errors and timeouts only), each bounded by `timeoutMs`, all bounded by
- * `signal`. The SDK prints nothing to the terminal (see sdk.ts).
+ * token before returning, so `fetch` can then be called concurrently; it loads no SDK unless IMDS
+ * cannot describe the region (see region.ts). Each `fetch` makes up to `attempts` tries with
+ * full-jitter backoff (429, 5xx, network errors and timeouts only), each bounded by `timeoutMs`,
+ * all bounded by `signal`. The SDK, where used, prints nothing to the terminal (see sdk.ts).
  *
  * Requires `--allow-net`, `--allow-env`, and `--allow-read` (api_key, security_token: the config,
  * key and token files; resource_principal: the files its variables name).
@@ -80,15 +81,14 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     });
   }
 
-  // The session key pair (instance principal) is generated on a worker thread while the SDK
-  // loads and IMDS answers, rather than after; `sync` starts it even earlier (session_key.ts).
+  // The session key pair (instance principal) is generated on a worker thread while IMDS
+  // answers, rather than after; `sync` starts it even earlier (session_key.ts).
   const sessionKeys = mode === "instance_principal" ? takeSessionKeyPair() : undefined;
   sessionKeys?.catch(() => {
     // Deliberately ignored here: authenticate() awaits it and reports the failure.
   });
-  const sdk = await loadSdk();
+  // The SDK is loaded only by the modes and regions that need it (see auth.ts, region.ts).
   const auth = await authenticate(opts.auth, {
-    sdk,
     sessionKeys,
     timeoutMs,
     signal: deadline,
@@ -107,9 +107,13 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     }
 
     let region = opts.region ?? auth.regionId;
+    // The realm's domain as IMDS gave it, for the region IMDS gave.
+    let domain = region === auth.regionId ? auth.secondLevelDomain : undefined;
     if (!region && !opts.endpoint && auth.imdsRegion) {
       const t = AbortSignal.timeout(timeoutMs);
-      region = await auth.imdsRegion(deadline ? AbortSignal.any([t, deadline]) : t);
+      ({ regionId: region, secondLevelDomain: domain } = await auth.imdsRegion(
+        deadline ? AbortSignal.any([t, deadline]) : t,
+      ));
     }
     if (!region && !opts.endpoint) {
       throw new VaultError("Cannot open the vault: no region (set a region or an endpoint)", {
@@ -117,7 +121,10 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
         retryable: false,
       });
     }
-    const base = opts.endpoint?.replace(/\/+$/, "") ?? secretsEndpoint(sdk, regionId(sdk, region!));
+    const base = opts.endpoint?.replace(/\/+$/, "") ??
+      (domain
+        ? endpointIn(SECRETS_ENDPOINT_TEMPLATE, { regionId: region!, secondLevelDomain: domain })
+        : await sdkSecretsEndpoint(region!));
 
     const closer = new AbortController();
     const ctx: FetchContext = {
@@ -148,6 +155,20 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     auth.dispose();
     throw e;
   }
+}
+
+/** The Secrets endpoint for a region name or short code, by the SDK's tables. */
+async function sdkSecretsEndpoint(region: string): Promise<string> {
+  let sdk: Sdk;
+  try {
+    sdk = await loadSdk();
+  } catch (e) {
+    throw new VaultError(`Cannot load the OCI SDK for the region tables: ${describe(e)}`, {
+      secretId: "",
+      retryable: true,
+    });
+  }
+  return secretsEndpoint(sdk, regionId(sdk, region));
 }
 
 /** The Secrets service's endpoint in a region, exactly as the SDK's SecretsClient derives it. */

@@ -2,10 +2,11 @@
  * A loopback stand-in for the parts of OCI that secretsync talks to, good enough that the real
  * `oci-secrets`/`oci-common` SDK runs against it unmodified:
  *
- * - IMDS v2 (`/opc/v2/…`, requires `Authorization: Bearer Oracle`): region, leaf certificate and
- *   key, intermediate certificate.
- * - Federation (`POST /v1/x509`): verifies the request signature with the leaf certificate's key,
- *   answers `{"token": JWT}` with the session public key in the `jwk` claim.
+ * - IMDS v2 (`/opc/v2/…`, requires `Authorization: Bearer Oracle`): region, region info (unless
+ *   switched off, as an older IMDS), leaf certificate and key, intermediate certificate.
+ * - Federation (`POST /v1/x509`): verifies the request signature with the leaf certificate's key
+ *   and the body (leaf and intermediate certificate, purpose), answers `{"token": JWT}` with the
+ *   session public key in the `jwk` claim.
  * - Secret retrieval (`GET /20190301/secretbundles/{id}`,
  *   `POST /20190301/secretbundles/actions/getByName`): real SecretBundle JSON.
  * - Streaming (`POST /20180418/streams/{id}/cursors`, `GET|POST /20180418/streams/{id}/messages`):
@@ -62,6 +63,11 @@ import {
 export interface StandInOptions {
   /** Region served by IMDS. @default "us-ashburn-1" */
   region?: string;
+  /**
+   * Serve `instance/regionInfo` (realm OC1, `oraclecloud.com`) as OCI's IMDS does; false
+   * answers it 404 as an older IMDS would (see `setRegionInfo`). @default true
+   */
+  regionInfo?: boolean;
   /** Tenancy OCID, also written into the leaf certificate. @default "ocid1.tenancy.oc1..aaaastandin" */
   tenancyId?: string;
   /** Lifetime of issued session tokens. @default 3600 */
@@ -234,6 +240,8 @@ export interface OciStandIn {
   clearFaults(): void;
   /** Sets the latency every request of `paths` gets (see `StandInOptions.latencyMs`). */
   setLatency(ms: number, paths?: FaultPath[]): void;
+  /** Serves `instance/regionInfo` or answers it 404 (see `StandInOptions.regionInfo`). */
+  setRegionInfo(served: boolean): void;
   /** `calls.secrets.get(id) ?? 0` */
   secretCalls(id: string): number;
   /** Creates a stream (one partition by default); returns its OCID. */
@@ -292,6 +300,13 @@ const DEFAULT_CODES: Record<number, string> = {
   504: "GatewayTimeout",
 };
 const API_USER = "ocid1.user.oc1..aaaastandinuser";
+/** regionKey of regionInfo for the regions tests use. */
+const REGION_KEYS: Record<string, string> = {
+  "us-ashburn-1": "IAD",
+  "us-phoenix-1": "PHX",
+  "eu-frankfurt-1": "FRA",
+  "uk-london-1": "LHR",
+};
 const INSTANCE_ID = "ocid1.instance.oc1.iad.aaaastandininstance";
 
 /**
@@ -328,6 +343,7 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
 
   const ctx: HandlerContext = {
     region,
+    regionInfo: opts.regionInfo ?? true,
     tenancyId,
     pki,
     apiKeyId,
@@ -505,6 +521,9 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
       latency.ms = ms;
       latency.paths = new Set(paths);
     },
+    setRegionInfo(served) {
+      ctx.regionInfo = served;
+    },
     secretCalls: (id) => calls.secrets.get(id) ?? 0,
     createStream(o = {}) {
       const id = o.id ?? `ocid1.stream.oc1.iad.standin${crypto.randomUUID().replaceAll("-", "")}`;
@@ -547,6 +566,8 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
 
 interface HandlerContext {
   region: string;
+  /** Whether IMDS serves instance/regionInfo. */
+  regionInfo: boolean;
   tenancyId: string;
   pki: Pki;
   apiKeyId: string;
@@ -732,6 +753,18 @@ function imds(ctx: HandlerContext, req: RawRequest, sub: string, requestId: stri
     case "instance/region":
     case "instance/canonicalRegionName":
       return text(ctx.region);
+    case "instance/regionInfo":
+    case "instance/regionInfo/":
+      if (!ctx.regionInfo) break;
+      return text(
+        JSON.stringify({
+          realmKey: "oc1",
+          realmDomainComponent: "oraclecloud.com",
+          regionKey: REGION_KEYS[ctx.region] ?? ctx.region.slice(0, 3).toUpperCase(),
+          regionIdentifier: ctx.region,
+        }),
+        "application/json",
+      );
     case "instance/id":
       return text(INSTANCE_ID);
     case "instance/compartmentId":
@@ -753,9 +786,8 @@ function imds(ctx: HandlerContext, req: RawRequest, sub: string, requestId: stri
       return text(ctx.pki.leafKeyPem);
     case "identity/intermediate.pem":
       return text(ctx.pki.intermediateCertPem);
-    default:
-      return ociError(404, "NotFound", `No IMDS resource ${sub}`, requestId);
   }
+  return ociError(404, "NotFound", `No IMDS resource ${sub}`, requestId);
 }
 
 /**
@@ -857,6 +889,18 @@ function federation(ctx: HandlerContext, req: RawRequest, requestId: string): Re
   }
   if (body.certificate !== ctx.pki.leafCertDerB64) {
     throw new Rejected("certificate in the body is not the instance's leaf certificate");
+  }
+  // As the SDK sends them: the intermediate's DER in base64, purpose DEFAULT.
+  const intermediate = ctx.pki.intermediateCertPem.replace(/-----[A-Z ]+-----|\s/g, "");
+  if (
+    !Array.isArray(body.intermediateCertificates) ||
+    body.intermediateCertificates.length !== 1 ||
+    body.intermediateCertificates[0] !== intermediate
+  ) {
+    return ociError(400, "InvalidParameter", "intermediateCertificates is wrong", requestId);
+  }
+  if (body.purpose !== "DEFAULT") {
+    return ociError(400, "InvalidParameter", "purpose must be DEFAULT", requestId);
   }
   let sessionKey: KeyObject;
   try {

@@ -131,17 +131,29 @@ Deno.test("openVault() with api_key takes the region option when the config has 
 Deno.test("openVault() reads the region from IMDS only when it needs one", async () => {
   const oci = await startOciStandIn({ region: "eu-frankfurt-1" });
   try {
-    const readsRegion = () => oci.calls.log.filter((l) => l === "GET /opc/v2/instance/region");
+    // instance/regionInfo, or instance/region when IMDS does not serve regionInfo.
+    const readsRegion = () =>
+      oci.calls.log.filter((l) => /^GET \/opc\/v2\/instance\/region(Info)?$/.test(l));
     // No endpoint and no region: the Secrets endpoint is derived from IMDS's region.
     (await openVault({
       auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
       stage: "CURRENT",
     })).close();
-    assert.equal(readsRegion().length, 1);
+    assert.deepEqual(readsRegion(), ["GET /opc/v2/instance/regionInfo"]);
     // An explicit endpoint or region needs no lookup.
     (await openVault(ipOptions(oci))).close();
     (await openVault({ ...ipOptions(oci), endpoint: undefined, region: "eu-frankfurt-1" })).close();
     assert.equal(readsRegion().length, 1);
+    // An IMDS without regionInfo: the region name, looked up in the SDK's tables.
+    oci.setRegionInfo(false);
+    (await openVault({
+      auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
+      stage: "CURRENT",
+    })).close();
+    assert.deepEqual(readsRegion().slice(1), [
+      "GET /opc/v2/instance/regionInfo",
+      "GET /opc/v2/instance/region",
+    ]);
   } finally {
     await oci.close();
   }
