@@ -32,7 +32,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { Aborted, raceAbort, sleep, timeoutSignal } from "./abort.ts";
 import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
-import { ImdsReadError, imdsText, type RegionInfo } from "./region.ts";
+import { ImdsReadError, imdsText } from "./region.ts";
 import type { PemKeyPair } from "./session_key.ts";
 import { importSigningKey, type SigningKey } from "./sign.ts";
 

@@ -30,10 +30,20 @@ const METHODS = ["log", "info", "warn", "error", "debug", "trace"] as const;
 
 let loading: Promise<Sdk> | undefined;
 let filterInstalled = false;
+let imports = 0;
+
+/**
+ * How many times this process started importing the SDK (0 or 1, more after a failed load):
+ * tests assert with it that a path never waits for the SDK.
+ */
+export function sdkImports(): number {
+  return imports;
+}
 
 /** Loads (once) the SDK modules, quietly. */
 export function loadSdk(): Promise<Sdk> {
   loading ??= (async () => {
+    imports++;
     installConsoleFilter();
     const previous = process.noDeprecation;
     process.noDeprecation = true;
