@@ -7,7 +7,7 @@
  * request and response plumbing (request composition, a retrier per call, a rebuilt Response,
  * model deserialisation) cost little CPU but produced so much short-lived garbage that the heap
  * grew by ~25 MB at a thousand secrets; the request itself is one URL and four headers. The SDK
- * still provides authentication, federation, region endpoints and the response model.
+ * still reads OCI config files (api_key, security_token) and knows the region tables.
  *
  * @module
  */

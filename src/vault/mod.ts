@@ -1,6 +1,7 @@
 /**
- * The OCI Vault client: fetches secret bundles with OCI's TypeScript SDK, with secretsync's own
- * retry policy, per-request timeouts and run deadline, and without SDK console output.
+ * The OCI Vault client: fetches secret bundles with secretsync's own signed requests, retry
+ * policy, per-request timeouts and run deadline; OCI's TypeScript SDK only where a mode needs it
+ * (OCI config files, region tables), and without its console output.
  *
  * ```ts
  * import { openVault, VaultError } from "./mod.ts";

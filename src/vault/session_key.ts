@@ -5,24 +5,17 @@
  * provider is built and then a second one on the first token request (its `refreshKeys`), so a
  * run paid for two, each blocking the event loop (under Deno 50–700 ms each; prime search time
  * varies). Here one pair is generated with WebCrypto (on a worker thread) as soon as a run
- * starts, in parallel with loading the SDK and reading instance metadata, and the first token
- * request uses it: a key that no token was ever issued for is as fresh as a new one. Later
- * refreshes (a token expiring in a long run) make a new pair each time, as the SDK does.
+ * starts, in parallel with loading the program and reading instance metadata, and the first
+ * token request uses it: a key that no token was ever issued for is as fresh as a new one. Later
+ * refreshes (a token expiring in a long run) make a new pair each time, as the SDK does (see
+ * instance_principal.ts).
  *
  * @module
  */
-import { generateKeyPairSync } from "node:crypto";
-
 /** A key pair as `oci-common` reads it: PEM strings (SPKI public, PKCS#8 private). */
 export interface PemKeyPair {
   getPublic(): string;
   getPrivate(): string;
-}
-
-/** The shape of `oci-common`'s `SessionKeySupplier`. */
-export interface SessionKeySupplier {
-  getKeyPair(): PemKeyPair;
-  refreshKeys(): void;
 }
 
 const RSA = {
@@ -50,7 +43,7 @@ let early: Promise<PemKeyPair> | undefined;
 /**
  * Starts generating the session key pair now, at the start of a run that will authenticate with
  * an instance principal, so that the generation (a random prime search, 50–700 ms here) overlaps
- * loading the rest of the program, the map and the SDK. The next {@linkcode takeSessionKeyPair}
+ * loading the rest of the program and the map. The next {@linkcode takeSessionKeyPair}
  * gets it; the pair lives only in this process's memory, like the one it replaces.
  */
 export function startSessionKeyPair(): void {
@@ -65,43 +58,6 @@ export function takeSessionKeyPair(): Promise<PemKeyPair> {
   const pair = early ?? generateSessionKeyPair();
   early = undefined;
   return pair;
-}
-
-/** A supplier and the moment its first key pair is there. */
-export interface PendingSessionKeySupplier extends SessionKeySupplier {
-  /** Settles when the first pair is generated (rejects if that failed). */
-  ready: Promise<void>;
-}
-
-/**
- * A supplier whose first key pair is `first` (being generated); its first `refreshKeys()` keeps
- * that pair, every later one generates a new pair. Await `ready` before the first token request.
- */
-export function sessionKeySupplier(first: Promise<PemKeyPair>): PendingSessionKeySupplier {
-  let current: PemKeyPair | undefined;
-  let unused = true;
-  return {
-    ready: first.then((pair) => {
-      current ??= pair;
-    }),
-    getKeyPair() {
-      if (!current) throw new Error("The session key pair is not generated yet");
-      return current;
-    },
-    refreshKeys() {
-      if (unused && current) {
-        unused = false;
-        return;
-      }
-      const { publicKey, privateKey } = generateKeyPairSync("rsa", {
-        modulusLength: 2048,
-        publicExponent: 65537,
-        publicKeyEncoding: { type: "spki", format: "pem" },
-        privateKeyEncoding: { type: "pkcs8", format: "pem" },
-      });
-      current = { getPublic: () => publicKey, getPrivate: () => privateKey };
-    },
-  };
 }
 
 function pem(label: string, der: Uint8Array): string {

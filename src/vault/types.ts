@@ -34,7 +34,7 @@ export interface SecretSource {
    * Rejects with a `VaultError` naming the secret and the reason, never the content.
    */
   fetch(secretId: string, query?: SecretQuery): Promise<SecretBundle>;
-  /** Abandons in-flight requests and releases the SDK's timers. Idempotent. */
+  /** Abandons in-flight requests. Idempotent. */
   close(): void;
 }
 
@@ -44,7 +44,7 @@ export type VaultAuth =
     mode: "instance_principal";
     /** Instance metadata service base URL. @default "http://169.254.169.254/opc/v2/" */
     imdsUrl?: string;
-    /** Federation endpoint; the SDK appends `/v1/x509`. @default derived from the IMDS region */
+    /** Federation endpoint (`/v1/x509` is appended). @default derived from the IMDS region */
     authEndpoint?: string;
   }
   | {

@@ -1,6 +1,6 @@
 /**
- * Child process for sdk_free_test.ts: runs `secretsync sync` in this process with the arguments
- * given (the parent points it at its stand-in) and prints, as its last line,
+ * Child process for sdk_free_test.ts: runs `secretsync sync` in this process with the `sync`
+ * arguments given (the parent points it at its stand-in) and prints, as its last line,
  * `RESULT {"code", "sdkImports"}`: whether anything made the run import the OCI SDK.
  */
 import { parseSyncArgs, runSync } from "../../src/commands/sync.ts";
