@@ -25,6 +25,7 @@ export type {
   SecretQuery,
   SecretSource,
   Selector,
+  UpcomingFetch,
   VaultAuth,
   VaultOptions,
 } from "./types.ts";
