@@ -100,9 +100,12 @@ export class CachedKeySigner implements RequestSigner {
   #signedUpTo = 0;
   #sentUpTo = 0;
   #ahead = new Map<string, Presigned>();
+  #maxPresignedAgeMs: number;
 
-  constructor(key: SigningKey) {
+  /** `maxPresignedAgeMs`: how old a signature made ahead may be when used. @default 30 s */
+  constructor(key: SigningKey, options: { maxPresignedAgeMs?: number } = {}) {
     this.#key = key;
+    this.#maxPresignedAgeMs = options.maxPresignedAgeMs ?? MAX_PRESIGNED_AGE_MS;
   }
 
   /** Imports the current key now, so that a bad key fails before the first request. */
@@ -158,7 +161,7 @@ export class CachedKeySigner implements RequestSigner {
     this.#fillWindow();
     if (
       !presigned || forceExcludeBody || (request.body !== undefined && request.body !== "") ||
-      request.headers.has("x-date") || Date.now() - presigned.madeAt > MAX_PRESIGNED_AGE_MS
+      request.headers.has("x-date") || Date.now() - presigned.madeAt > this.#maxPresignedAgeMs
     ) return undefined;
     return presigned;
   }
