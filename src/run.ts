@@ -430,6 +430,7 @@ function stoppable(source: SecretSource, signal: AbortSignal | undefined): Secre
         throw signal.aborted ? new Error(INTERRUPTED) : error;
       }
     },
+    upcoming: (fetches, inFlight) => source.upcoming?.(fetches, inFlight),
     close: () => source.close(),
   };
 }

@@ -17,7 +17,13 @@ import { restoreSnapshot, type Snapshot, takeSnapshot } from "./rollback.ts";
 import { errorMessage } from "./text.ts";
 import { selectKey } from "./extract.ts";
 import { entrySelector, fetchKey, referenceOf, type SecretQuery } from "./reference.ts";
-import { parseStage, type SecretBundle, type SecretSource, VaultError } from "./vault/mod.ts";
+import {
+  parseStage,
+  type SecretBundle,
+  type SecretSource,
+  type UpcomingFetch,
+  VaultError,
+} from "./vault/mod.ts";
 import {
   adjustAttributes,
   atomicWrite,
@@ -190,16 +196,22 @@ export async function sync(
     else queries.set(key, { query: referenceOf(entry), entries: [entry] });
   }
   const fetched = new Map<string, Fetched>();
+  // The label as the map would write it, without the run's default stage; a bare OCID is asked
+  // for as itself, anything more carries its query.
+  const fetchOf = ({ query }: { query: SecretQuery }): UpcomingFetch => {
+    const secretId = fetchKey({ secret: query.secret, version: query.version });
+    return "ocid" in query.secret && !query.version
+      ? { secretId }
+      : { secretId, query: { secret: query.secret, version: query.version } };
+  };
+  deps.source.upcoming?.([...queries.values()].map(fetchOf), settings.concurrency);
   await mapConcurrent([...queries.keys()], settings.concurrency, async (key) => {
     const { query, entries: group } = queries.get(key)!;
-    // The label as the map would write it, without the run's default stage.
-    const secretId = fetchKey({ secret: query.secret, version: query.version });
+    const { secretId, query: asked } = fetchOf({ query });
     try {
-      // A bare OCID is asked for as itself; anything more carries its query.
-      const plain = "ocid" in query.secret && !query.version;
-      const bundle = plain
-        ? await deps.source.fetch(secretId)
-        : await deps.source.fetch(secretId, { secret: query.secret, version: query.version });
+      const bundle = asked
+        ? await deps.source.fetch(secretId, asked)
+        : await deps.source.fetch(secretId);
       fetched.set(key, { bundle });
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);

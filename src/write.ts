@@ -82,7 +82,7 @@ export interface AtomicWriteOptions {
  * Replaces the file at `path` with `bytes`, atomically, with exactly `attributes`.
  *
  * The temp file is created with the final mode (never wider, even for a moment), written,
- * fsynced, chowned and chmodded, then renamed over `path`; the directory is fsynced so the
+ * fsynced, chowned and chmodded (when the umask took bits away), then renamed over `path`; the directory is fsynced so the
  * rename survives a power cut. On any error the temp file is removed and `path` is untouched.
  * The parent directory must exist (see {@link ensureParent}).
  */
@@ -102,13 +102,16 @@ export async function atomicWrite(
   let renamed = false;
   try {
     const file = await Deno.open(temp, { write: true, createNew: true, mode: attributes.mode });
+    let modeIsExact = false;
     try {
       await writeAll(file, bytes);
       await file.sync();
+      // Created with the mode less the umask: a chmod (a path lookup) only when bits went.
+      modeIsExact = ((await file.stat()).mode! & 0o7777) === attributes.mode;
     } finally {
       file.close();
     }
-    await applyAttributes(temp, attributes);
+    if (attributes.owner || !modeIsExact) await applyAttributes(temp, attributes);
     await Deno.rename(temp, path);
     renamed = true;
     if (options.syncDirectory ?? true) await syncDirectory(dir);

@@ -47,3 +47,28 @@ Deno.test("README: --help shows each --root default once, as the README's table 
     assert.doesNotMatch(root, /default: \[\]/, `${command}: ${root}`);
   }
 });
+
+Deno.test("the entry point starts the session key pair only for sync and watch with an instance principal", async () => {
+  const { usesInstancePrincipal } = await import("../src/main.ts");
+  const yes = [
+    ["sync"],
+    ["sync", "--map", "m.csv", "--root", "/run/secrets"],
+    ["watch", "--interval", "6h"],
+    ["sync", "--auth", "instance-principal"],
+    ["sync", "--auth=instance_principal"],
+    ["sync", "--", "--auth", "api_key"],
+  ];
+  const no = [
+    [],
+    ["check"],
+    ["doctor"],
+    ["sync", "--help"],
+    ["watch", "-h"],
+    ["sync", "--auth", "api_key"],
+    ["sync", "--auth=resource_principal"],
+    ["watch", "--auth", "security-token"],
+    ["sync", "--auth"],
+  ];
+  for (const args of yes) assert.equal(usesInstancePrincipal(args), true, args.join(" "));
+  for (const args of no) assert.equal(usesInstancePrincipal(args), false, args.join(" "));
+});

@@ -5,7 +5,7 @@
  * root's directory (never a single file); authentication works (one secret fetched, its
  * version shown, never its value); certificates are not about to expire; the timer is enabled.
  *
- * Takes every `sync` flag (given by `main.ts`, so the two cannot drift). Exit 1 when any check
+ * Takes every `sync` flag (given by `cli.ts`, so the two cannot drift). Exit 1 when any check
  * fails, 0 otherwise (warnings included), 2 on a usage error.
  *
  * @module

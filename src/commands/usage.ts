@@ -19,7 +19,7 @@ export class UsageError extends Error {
 
 /**
  * A run's options as `sync` parses them, with how to log and where metrics go: what `watch`
- * and `doctor` get from sync's parser (handed to them by `main.ts`).
+ * and `doctor` get from sync's parser (handed to them by `cli.ts`).
  */
 export type RunFlags = RunOptions & { json: boolean; metricsFile?: string };
 

@@ -4,7 +4,7 @@
  * one now; SIGTERM or SIGINT end the loop, letting a file being written finish; a failing
  * cycle is logged and the loop goes on.
  *
- * Takes every `sync` flag. `main.ts` hands this command sync's options and parser, so the two
+ * Takes every `sync` flag. `cli.ts` hands this command sync's options and parser, so the two
  * never drift and never import each other.
  *
  * @module

@@ -56,7 +56,7 @@ export async function fetchBundle(
   secretId: string,
   secretQuery?: SecretQuery,
 ): Promise<SecretBundle> {
-  const query: SecretQuery = secretQuery ?? { secret: { ocid: secretId } };
+  const query = queryOf(secretId, secretQuery);
   const fail = (f: Failure, tries: number): VaultError => {
     const after = tries > 1 ? ` (${tries} attempts)` : "";
     return new VaultError(`Cannot fetch secret "${secretId}": ${f.reason}${after}`, {
@@ -125,11 +125,12 @@ async function attemptOnce(ctx: FetchContext, query: SecretQuery): Promise<Secre
   const attempt: Attempt = { signal: timer.signal };
   try {
     const { secret } = query;
+    const { method, uri } = bundleRequest(ctx, query);
     // Racing matters beyond the fetch signal: signing may refresh the session token, and the
     // SDK's token and IMDS requests cannot be cancelled.
     const res = await raceAbort(
-      signedRequest(bundleUrl(ctx, query), attempt, {
-        method: "ocid" in secret ? "GET" : "POST",
+      signedRequest(uri, attempt, {
+        method,
         signer: ctx.signer,
         requestId,
         maxResponseBytes: ctx.maxResponseBytes,
@@ -151,21 +152,35 @@ async function attemptOnce(ctx: FetchContext, query: SecretQuery): Promise<Secre
   }
 }
 
+/** The query `fetchBundle` asks for `secretId` (a bare OCID unless `query` says more). */
+export function queryOf(secretId: string, query?: SecretQuery): SecretQuery {
+  return query ?? { secret: { ocid: secretId } };
+}
+
 /**
  * The request as the SDK builds it: `GET /secretbundles/{secretId}` or
  * `POST /secretbundles/actions/getByName` (no body), with the stage or version.
  */
-function bundleUrl(ctx: FetchContext, query: SecretQuery): string {
+export function bundleRequest(
+  ctx: Pick<FetchContext, "endpoint" | "selector">,
+  query: SecretQuery,
+): { method: "GET" | "POST"; uri: string } {
   const selector = query.version ?? ctx.selector;
   const version = "versionNumber" in selector
     ? `versionNumber=${selector.versionNumber}`
     : `stage=${encodeURIComponent(selector.stage)}`;
   const { secret } = query;
   if ("ocid" in secret) {
-    return `${ctx.endpoint}/secretbundles/${encodeURIComponent(secret.ocid)}?${version}`;
+    return {
+      method: "GET",
+      uri: `${ctx.endpoint}/secretbundles/${encodeURIComponent(secret.ocid)}?${version}`,
+    };
   }
-  return `${ctx.endpoint}/secretbundles/actions/getByName?secretName=` +
-    `${encodeURIComponent(secret.name)}&vaultId=${encodeURIComponent(secret.vaultId)}&${version}`;
+  return {
+    method: "POST",
+    uri: `${ctx.endpoint}/secretbundles/actions/getByName?secretName=` +
+      `${encodeURIComponent(secret.name)}&vaultId=${encodeURIComponent(secret.vaultId)}&${version}`,
+  };
 }
 
 /** An error answer, read like the SDK reads it: OCI's `{code, message}` body, else the text. */

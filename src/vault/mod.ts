@@ -26,6 +26,7 @@ export type {
   SecretQuery,
   SecretSource,
   Selector,
+  UpcomingFetch,
   VaultAuth,
   VaultOptions,
 } from "./types.ts";

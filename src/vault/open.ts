@@ -6,7 +6,7 @@
 import { authenticate, regionId } from "./auth.ts";
 import { describe } from "./describe.ts";
 import { VaultError } from "./error.ts";
-import { fetchBundle, type FetchContext, type Selector } from "./fetch.ts";
+import { bundleRequest, fetchBundle, type FetchContext, queryOf, type Selector } from "./fetch.ts";
 import { createRateLimiter } from "./rate.ts";
 import { endpointIn, SECRETS_ENDPOINT_TEMPLATE } from "./region.ts";
 import { DEFAULT_BACKOFF } from "./retry.ts";
@@ -145,6 +145,12 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     };
     return {
       fetch: (secretId, query) => fetchBundle(ctx, secretId, query),
+      upcoming(fetches, inFlight) {
+        signer.signAhead(
+          fetches.map((f) => bundleRequest(ctx, queryOf(f.secretId, f.query))),
+          inFlight,
+        );
+      },
       close() {
         if (closer.signal.aborted) return;
         closer.abort();

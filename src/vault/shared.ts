@@ -82,6 +82,10 @@ export class SharedVault {
           throw error;
         }
       },
+      upcoming: (fetches, inFlight) => {
+        // A hint: it waits for the connection the first fetch opens anyway, and never fails.
+        this.#connection().then((source) => source.upcoming?.(fetches, inFlight), () => {});
+      },
       close: () => {
         clearTimeout(timer);
         stop.removeEventListener("abort", onStop);

@@ -25,6 +25,12 @@ export interface SecretQuery {
   version?: Selector;
 }
 
+/** One fetch announced to `SecretSource.upcoming`. */
+export interface UpcomingFetch {
+  secretId: string;
+  query?: SecretQuery;
+}
+
 /** Where secrets come from. `fetch` may be called concurrently. */
 export interface SecretSource {
   /**
@@ -34,6 +40,11 @@ export interface SecretSource {
    * Rejects with a `VaultError` naming the secret and the reason, never the content.
    */
   fetch(secretId: string, query?: SecretQuery): Promise<SecretBundle>;
+  /**
+   * A hint: these fetches (`fetch`'s own arguments) come next, in this order, `inFlight` at a
+   * time, so the source may prepare them (the vault signs requests ahead). Optional.
+   */
+  upcoming?(fetches: readonly UpcomingFetch[], inFlight: number): void;
   /** Abandons in-flight requests. Idempotent. */
   close(): void;
 }

@@ -108,3 +108,107 @@ Deno.test("CachedKeySigner signs with a passphrase-protected API key", async () 
   await signer.signHttpRequest(req);
   assert.ok(verify(req, publicKey).valid);
 });
+
+Deno.test("CachedKeySigner.signAhead: a planned request goes out with the signature made ahead", async (t) => {
+  const a = keyPair("pkcs8");
+  const b = keyPair("pkcs8");
+  let current = a;
+  const uri = (i: number) =>
+    `https://secrets.example/20190301/secretbundles/ocid${i}?stage=CURRENT`;
+  const byName = "https://secrets.example/20190301/secretbundles/actions/getByName?secretName=db";
+  const plan = [
+    ...[0, 1, 2, 3].map((i) => ({ method: "GET", uri: uri(i) })),
+    { method: "POST", uri: byName },
+  ];
+  const xDate = (req: HttpRequest) => Date.parse(req.headers.get("x-date")!);
+
+  await t.step(
+    "made when planned (its x-date is older than the send), and it verifies",
+    async () => {
+      const signer = new CachedKeySigner({
+        keyId: () => Promise.resolve("ST$token"),
+        privateKeyPem: () => current.pem,
+      });
+      signer.signAhead(plan, 2);
+      const planned = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const req = request("GET", uri(0));
+      await signer.signHttpRequest(req);
+      assert.ok(verify(req, a.pub).valid);
+      assert.ok(xDate(req) <= planned, "signed at planning time, not at sending time");
+    },
+  );
+
+  await t.step("the window moves with the requests sent, a bodyless POST included", async () => {
+    const signer = new CachedKeySigner({
+      keyId: () => Promise.resolve("ST$token"),
+      privateKeyPem: () => current.pem,
+    });
+    signer.signAhead(plan, 1);
+    const planned = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // Sending 0 moves the window to 1 (signed now, at send time of 0, then used later).
+    const sent = [];
+    for (const { method, uri } of plan) {
+      const req = request(method, uri);
+      await signer.signHttpRequest(req);
+      assert.ok(verify(req, a.pub).valid, uri);
+      sent.push(req);
+    }
+    const post = sent.at(-1)!;
+    assert.equal(post.headers.get("x-content-sha256"), contentSha256(new Uint8Array()));
+    assert.equal(post.headers.get("content-length"), "0");
+    assert.ok(xDate(sent[0]) <= planned, "the first was signed ahead at planning");
+    assert.ok(xDate(sent[1]) > planned, "with a window of 1, the second only once the first went");
+  });
+
+  await t.step(
+    "a signature made ahead is not used when too old, or when the key changed",
+    async () => {
+      const old = new CachedKeySigner({
+        keyId: () => Promise.resolve("ST$token"),
+        privateKeyPem: () => current.pem,
+      }, { maxPresignedAgeMs: 0 });
+      old.signAhead(plan, 5);
+      const planned = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const req = request("GET", uri(0));
+      await old.signHttpRequest(req);
+      assert.ok(verify(req, a.pub).valid);
+      assert.ok(xDate(req) > planned, "signed again at sending time");
+
+      const refreshed = new CachedKeySigner({
+        keyId: () => Promise.resolve("ST$token"),
+        privateKeyPem: () => current.pem,
+      });
+      refreshed.signAhead(plan, 5);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      current = b; // a token refresh brings a new session key
+      const after = request("GET", uri(1));
+      await refreshed.signHttpRequest(after);
+      assert.ok(verify(after, b.pub).valid, "signed with the new key");
+      assert.ok(!verify(after, a.pub).valid);
+      current = a;
+    },
+  );
+
+  await t.step("requests outside the plan, or with a body, are signed as they go", async () => {
+    const signer = new CachedKeySigner({
+      keyId: () => Promise.resolve("ST$token"),
+      privateKeyPem: () => current.pem,
+    });
+    signer.signAhead(plan, 5);
+    const outside = request("GET", uri(9));
+    await signer.signHttpRequest(outside);
+    assert.ok(verify(outside, a.pub).valid);
+    const withBody = request("POST", byName, '{"x":1}');
+    await signer.signHttpRequest(withBody);
+    assert.ok(verify(withBody, a.pub).valid);
+    assert.equal(
+      withBody.headers.get("x-content-sha256"),
+      contentSha256(
+        new TextEncoder().encode('{"x":1}'),
+      ),
+    );
+  });
+});
