@@ -11,6 +11,7 @@
 import type { Entry } from "./map.ts";
 import { checkContent, pairingProblems, type PemContent, readPem, type TargetFile } from "./pem.ts";
 import { targetLabel } from "./plan.ts";
+import { mapConcurrent } from "./pool.ts";
 
 /** One write a run is about to make. */
 export interface PlannedWrite {
@@ -25,6 +26,9 @@ export interface PrecheckOptions {
   /** Accept certificates outside their validity window. */
   allowExpired: boolean;
 }
+
+/** Files read at once. */
+const READ_CONCURRENCY = 16;
 
 /** Files larger than this are not read back for the pairing check: no PEM file is that big. */
 const MAX_READ = 1024 * 1024;
@@ -54,9 +58,16 @@ export async function refusedWrites(
     return onDisk.get(path);
   };
 
-  for (const { entry, bytes } of writes) {
-    if (entry.noContentCheck) continue;
-    const previous = await readCurrent(entry.path);
+  const checked = writes.filter((w) => !w.entry.noContentCheck);
+  // The files being replaced, read READ_CONCURRENCY at a time (a thousand one after another
+  // took a tenth of a second).
+  const previousBytes = await mapConcurrent(
+    checked,
+    READ_CONCURRENCY,
+    (w) => readCurrent(w.entry.path),
+  );
+  for (const [i, { entry, bytes }] of checked.entries()) {
+    const previous = previousBytes[i];
     onDisk.set(entry.path, pemOrUndefined(previous));
     const verdict = checkContent(bytes, { ...options, previous });
     if (verdict.ok) fresh.set(entry.path, verdict.pem);

@@ -204,6 +204,10 @@ export async function sync(
       ? { secretId }
       : { secretId, query: { secret: query.secret, version: query.version } };
   };
+  // Each file is compared with its secret as soon as the secret is here (reading only, while
+  // other fetches wait on the network). Decide first, act second: nothing is written before
+  // every file's change is known.
+  const compared = new Map<Entry, Promise<Comparison>>();
   deps.source.upcoming?.([...queries.values()].map(fetchOf), settings.concurrency);
   await mapConcurrent([...queries.keys()], settings.concurrency, async (key) => {
     const { query, entries: group } = queries.get(key)!;
@@ -213,6 +217,7 @@ export async function sync(
         ? await deps.source.fetch(secretId, asked)
         : await deps.source.fetch(secretId);
       fetched.set(key, { bundle });
+      for (const entry of group) compared.set(entry, compareFile(entry, bundle, settings));
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);
       fetched.set(key, { error: reason });
@@ -232,18 +237,8 @@ export async function sync(
     log.progress?.("fetch", fetched.size, queries.size);
   });
 
-  // Decide first, act second: every file's change is known before the first write.
-  // The file checks run FILE_CONCURRENCY at a time; their outcomes are taken in map order.
-  const checks = await mapConcurrent(selected, FILE_CONCURRENCY, async (entry) => {
-    const result = fetched.get(keyOf(entry));
-    if (!result || "error" in result) return undefined;
-    try {
-      const bundle = contentOf(entry, result.bundle);
-      return { bundle, change: await changeOf(entry, bundle, settings) };
-    } catch (error) {
-      return { error };
-    }
-  });
+  // The comparisons' outcomes, taken in map order.
+  const checks = await Promise.all(selected.map((entry) => compared.get(entry)));
   const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
   // The bytes of the files found in line already (for the certificate report).
   const alreadyInSync = new Map<Entry, Uint8Array>();
@@ -590,6 +585,22 @@ function contentOf(entry: Entry, bundle: SecretBundle): SecretBundle {
 }
 
 /** How the file differs from the secret; checks the directories on the way, never follows links. */
+/** A file compared with its secret: the content it should have and what differs, or why not. */
+type Comparison = { bundle: SecretBundle; change: FileChange } | { error: unknown };
+
+async function compareFile(
+  entry: Entry,
+  fetched: SecretBundle,
+  settings: SyncSettings,
+): Promise<Comparison> {
+  try {
+    const bundle = contentOf(entry, fetched);
+    return { bundle, change: await changeOf(entry, bundle, settings) };
+  } catch (error) {
+    return { error };
+  }
+}
+
 async function changeOf(
   entry: Entry,
   bundle: SecretBundle,
