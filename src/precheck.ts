@@ -102,11 +102,12 @@ export async function refusedWrites(
 /**
  * The file's bytes when it is a regular file (not a symlink) of a sane size; else `undefined`.
  */
+// deno-lint-ignore require-await -- synchronous calls, promise-shaped (as in write.ts)
 export async function readCurrent(path: string): Promise<Uint8Array | undefined> {
   try {
-    const info = await Deno.lstat(path);
+    const info = Deno.lstatSync(path);
     if (!info.isFile || info.size > MAX_READ) return undefined;
-    return await Deno.readFile(path);
+    return Deno.readFileSync(path);
   } catch {
     // Missing or unreadable: there is no old content to weigh against; the write itself will
     // report an unreadable path.
