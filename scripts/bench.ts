@@ -89,6 +89,7 @@ const oci = await startOciStandIn({
   control: true,
   latencyMs: LATENCY_MS,
   latencyPaths: ["federation", "secrets"],
+  workWithinLatency: true,
 });
 const dir = await Deno.makeTempDir({ prefix: "secretsync-bench-" });
 // The files go to a tmpfs, as they do in production (/run/secrets), when the bench may mount one

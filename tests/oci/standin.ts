@@ -91,6 +91,13 @@ export interface StandInOptions {
   latencyMs?: number;
   /** Which families `latencyMs` applies to. @default ["imds", "federation", "secrets"] */
   latencyPaths?: FaultPath[];
+  /**
+   * Answer `latencyMs` after the request arrived, the stand-in's own work (signature checks,
+   * JSON) done within that time instead of after it: as a server a round trip away. For
+   * benchmarks, where the stand-in shares the machine; otherwise the answer reflects the state
+   * after the latency. @default false
+   */
+  workWithinLatency?: boolean;
   /** Streaming limits (cursor lifetime, read rates); see `_streams.ts`. */
   streams?: Partial<StreamLimits>;
 }
@@ -357,6 +364,7 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     calls,
     rejections,
     latency: (path) => latency.paths.has(path) ? latency.ms : 0,
+    workWithinLatency: opts.workWithinLatency ?? false,
     takeFault(path, secretId) {
       for (const f of faults) {
         if (f.left <= 0 || Date.now() >= f.until) continue;
@@ -582,6 +590,8 @@ interface HandlerContext {
   rejections: string[];
   /** The latency for requests of this family now. */
   latency(path: FaultPath): number;
+  /** See `StandInOptions.workWithinLatency`. */
+  workWithinLatency: boolean;
   takeFault(path: FaultPath, secretId?: string): Fault | undefined;
 }
 
@@ -615,7 +625,30 @@ async function handle(ctx: HandlerContext, req: RawRequest, closing: AbortSignal
   }
 
   const latency = ctx.latency(kind);
+  if (ctx.workWithinLatency) {
+    // A server a round trip away: the answer leaves `latency` after the request arrived, its
+    // work (the signature check above all) done in that time rather than added to it.
+    const due = performance.now() + latency;
+    const reply = await answer(ctx, req, url, kind, secretId, requestId, closing);
+    const left = due - performance.now();
+    if (left > 0 && reply.kind === "response") await sleep(left, closing);
+    return reply;
+  }
   if (latency > 0) await sleep(latency, closing);
+  return await answer(ctx, req, url, kind, secretId, requestId, closing);
+}
+
+/** The answer to a routed request: an injected fault, else the endpoint's own. */
+async function answer(
+  ctx: HandlerContext,
+  req: RawRequest,
+  url: URL,
+  kind: FaultPath,
+  secretId: string | undefined,
+  requestId: string,
+  closing: AbortSignal,
+): Promise<Reply> {
+  const path = url.pathname;
   const fault = ctx.takeFault(kind, secretId);
   if (fault?.delayMs) await sleep(fault.delayMs, closing);
   if (fault?.hang) return { kind: "hang" };

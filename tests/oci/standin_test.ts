@@ -342,3 +342,24 @@ Deno.test("issueSessionToken(): ST$<token> verifies only with its key, and only 
     await oci.close();
   }
 });
+
+Deno.test("workWithinLatency: the answer leaves the latency after arrival, with the state of then", async () => {
+  const oci = await startOciStandIn({ latencyMs: 300, workWithinLatency: true });
+  try {
+    oci.setSecret(SECRET_ID, "value-one");
+    const { keyId, privateKeyPem } = oci.apiKey();
+    const url = `${oci.secretsEndpoint}/20190301/secretbundles/${SECRET_ID}`;
+    const started = performance.now();
+    const pending = status(
+      fetch(url, { headers: signRequest("GET", url, null, { keyId, privateKey: privateKeyPem }) }),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    oci.setSecret(SECRET_ID, "value-two"); // during the latency: not in this answer
+    const r = await pending;
+    assert.ok(performance.now() - started >= 295, "waited the latency");
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).versionNumber, 1);
+  } finally {
+    await oci.close();
+  }
+});
