@@ -90,6 +90,7 @@ const oci = await startOciStandIn({
   latencyMs: LATENCY_MS,
   latencyPaths: ["federation", "secrets"],
   workWithinLatency: true,
+  keepAlive: true,
 });
 const dir = await Deno.makeTempDir({ prefix: "secretsync-bench-" });
 // The files go to a tmpfs, as they do in production (/run/secrets), when the bench may mount one

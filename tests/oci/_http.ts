@@ -1,9 +1,10 @@
 /**
- * A minimal HTTP/1.1 server on raw TCP, one request per connection.
+ * A minimal HTTP/1.1 server on raw TCP: one request per connection, or with `keepAlive` one
+ * after another on a connection (as OCI's endpoints keep connections open; no pipelining).
  *
  * `Deno.serve` cannot drop a connection without answering, and the stand-in has to be able to
- * (fault `reset`), so the stand-in speaks HTTP itself. Every response carries
- * `Connection: close`, which keeps the parser small: no keep-alive, no pipelining.
+ * (fault `reset`), so the stand-in speaks HTTP itself. Without `keepAlive` every response
+ * carries `Connection: close`.
  *
  * @module
  */
@@ -54,8 +55,12 @@ const REASONS: Record<number, string> = {
   504: "Gateway Timeout",
 };
 
-/** Starts a server on 127.0.0.1 on a free port. */
-export function serveRaw(handler: (req: RawRequest) => Promise<Reply>, port = 0): RawServer {
+/** Starts a server on 127.0.0.1 on a free port (`keepAlive`: see the module doc). */
+export function serveRaw(
+  handler: (req: RawRequest) => Promise<Reply>,
+  port = 0,
+  options: { keepAlive?: boolean } = {},
+): RawServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
   const closer = new AbortController();
   const conns = new Set<Deno.Conn>();
@@ -70,10 +75,12 @@ export function serveRaw(handler: (req: RawRequest) => Promise<Reply>, port = 0)
         return; // listener closed
       }
       conns.add(conn);
-      const task = handleConn(conn, handler, closer.signal).finally(() => {
-        conns.delete(conn);
-        tasks.delete(task);
-      });
+      const task = handleConn(conn, handler, closer.signal, options.keepAlive ?? false).finally(
+        () => {
+          conns.delete(conn);
+          tasks.delete(task);
+        },
+      );
       tasks.add(task);
     }
   })();
@@ -96,31 +103,41 @@ async function handleConn(
   conn: Deno.Conn,
   handler: (req: RawRequest) => Promise<Reply>,
   closing: AbortSignal,
+  keepAlive: boolean,
 ): Promise<void> {
   try {
-    const req = await readRequest(conn);
-    if (req === null) return;
-    let reply: Reply;
-    try {
-      reply = await handler(req);
-    } catch (e) {
-      reply = {
-        kind: "response",
-        status: 500,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ code: "InternalServerError", message: String(e) }),
-      };
-    }
-    if (reply.kind === "reset") return;
-    if (reply.kind === "hang") {
-      if (!closing.aborted) {
-        await new Promise<void>((resolve) =>
-          closing.addEventListener("abort", () => resolve(), { once: true })
-        );
+    // Bytes read past one request (a client may send the next one early) start the next.
+    let carry: Uint8Array = new Uint8Array(0);
+    for (;;) {
+      const read = await readRequest(conn, carry);
+      if (read === null) return;
+      const { req } = read;
+      carry = read.rest;
+      let reply: Reply;
+      try {
+        reply = await handler(req);
+      } catch (e) {
+        reply = {
+          kind: "response",
+          status: 500,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ code: "InternalServerError", message: String(e) }),
+        };
       }
-      return;
+      if (reply.kind === "reset") return;
+      if (reply.kind === "hang") {
+        if (!closing.aborted) {
+          await new Promise<void>((resolve) =>
+            closing.addEventListener("abort", () => resolve(), { once: true })
+          );
+        }
+        return;
+      }
+      const close = !keepAlive || closing.aborted ||
+        /\bclose\b/i.test(req.headers.get("connection") ?? "");
+      await writeAll(conn, encodeResponse(reply, close));
+      if (close) return;
     }
-    await writeAll(conn, encodeResponse(reply));
   } catch {
     // The peer went away (for example an aborted client); nothing to answer.
   } finally {
@@ -136,9 +153,12 @@ function tryClose(conn: Deno.Conn): void {
   }
 }
 
-async function readRequest(conn: Deno.Conn): Promise<RawRequest | null> {
-  let buf: Uint8Array = new Uint8Array(0);
-  let headEnd = -1;
+async function readRequest(
+  conn: Deno.Conn,
+  carry: Uint8Array,
+): Promise<{ req: RawRequest; rest: Uint8Array } | null> {
+  let buf: Uint8Array = carry;
+  let headEnd = indexOfCrlfCrlf(buf);
   while (headEnd < 0) {
     const chunk = await readSome(conn);
     if (chunk === null) return null;
@@ -158,7 +178,9 @@ async function readRequest(conn: Deno.Conn): Promise<RawRequest | null> {
   }
   let body: Uint8Array;
   if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
+    // Chunked bodies end the connection's reuse: what follows them is not tracked.
     body = await readChunked(conn, rest);
+    return { req: { method, target, headers: closing(headers), body }, rest: new Uint8Array() };
   } else {
     const len = Number(headers.get("content-length") ?? "0");
     if (!Number.isSafeInteger(len) || len < 0 || len > MAX_BODY) throw new Error("Bad length");
@@ -169,7 +191,13 @@ async function readRequest(conn: Deno.Conn): Promise<RawRequest | null> {
     }
     body = rest.subarray(0, len);
   }
-  return { method, target, headers, body };
+  return { req: { method, target, headers, body }, rest: rest.slice(body.length) };
+}
+
+/** `headers` with `connection: close`: the connection ends after this request's answer. */
+function closing(headers: Headers): Headers {
+  headers.set("connection", "close");
+  return headers;
 }
 
 async function readChunked(conn: Deno.Conn, start: Uint8Array): Promise<Uint8Array> {
@@ -232,7 +260,7 @@ function concat(...arrays: Uint8Array[]): Uint8Array {
   return out;
 }
 
-function encodeResponse(r: Extract<Reply, { kind: "response" }>): Uint8Array {
+function encodeResponse(r: Extract<Reply, { kind: "response" }>, close: boolean): Uint8Array {
   const body = typeof r.body === "string"
     ? new TextEncoder().encode(r.body)
     : r.body ?? new Uint8Array();
@@ -240,7 +268,7 @@ function encodeResponse(r: Extract<Reply, { kind: "response" }>): Uint8Array {
   for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${v}`);
   lines.push(
     `content-length: ${body.length}`,
-    "connection: close",
+    `connection: ${close ? "close" : "keep-alive"}`,
     `date: ${new Date().toUTCString()}`,
   );
   return concat(new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n"), body);

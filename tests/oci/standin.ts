@@ -98,6 +98,11 @@ export interface StandInOptions {
    * after the latency. @default false
    */
   workWithinLatency?: boolean;
+  /**
+   * Keep connections open for further requests, as OCI's endpoints do; otherwise each answer
+   * closes its connection. @default false
+   */
+  keepAlive?: boolean;
   /** Streaming limits (cursor lifetime, read rates); see `_streams.ts`. */
   streams?: Partial<StreamLimits>;
 }
@@ -389,7 +394,7 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
       return control(standIn, req);
     }
     return handle(ctx, req, server.closing);
-  }, opts.port ?? 0);
+  }, opts.port ?? 0, { keepAlive: opts.keepAlive });
   const url = `http://127.0.0.1:${server.port}`;
 
   const standIn: OciStandIn = {

@@ -363,3 +363,32 @@ Deno.test("workWithinLatency: the answer leaves the latency after arrival, with 
     await oci.close();
   }
 });
+
+Deno.test("keepAlive: one connection serves requests one after another; `connection: close` ends it", async () => {
+  const oci = await startOciStandIn({ keepAlive: true });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(oci.url).port) });
+    const ask = (close: boolean) =>
+      new TextEncoder().encode(
+        "GET /opc/v2/instance/region HTTP/1.1\r\nhost: x\r\nauthorization: Bearer Oracle\r\n" +
+          (close ? "connection: close\r\n" : "") + "\r\n",
+      );
+    const answers: string[] = [];
+    const read = async () => {
+      const buf = new Uint8Array(4096);
+      const n = await conn.read(buf);
+      return n === null ? null : new TextDecoder().decode(buf.subarray(0, n));
+    };
+    await conn.write(ask(false));
+    answers.push((await read())!);
+    await conn.write(ask(true));
+    answers.push((await read())!);
+    assert.match(answers[0], /^HTTP\/1\.1 200 OK[\s\S]*connection: keep-alive/i);
+    assert.match(answers[0], new RegExp(`\\r\\n\\r\\n${oci.region}$`));
+    assert.match(answers[1], /^HTTP\/1\.1 200 OK[\s\S]*connection: close/i);
+    assert.equal(await read(), null, "closed after the request that asked for it");
+    conn.close();
+  } finally {
+    await oci.close();
+  }
+});
