@@ -148,7 +148,7 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
       upcoming(fetches, inFlight) {
         signer.signAhead(
           fetches.map((f) => bundleRequest(ctx, queryOf(f.secretId, f.query))),
-          inFlight,
+          signingWindow(inFlight, opts.rate),
         );
       },
       close() {
@@ -175,6 +175,15 @@ async function sdkSecretsEndpoint(region: string): Promise<string> {
     });
   }
   return secretsEndpoint(sdk, regionId(sdk, region));
+}
+
+/**
+ * How many requests to keep signed ahead: as many as run at once, but under `--rate` no more than
+ * ~10 s of requests, so that a signature is not too old (30 s, see sign.ts) to be used when its
+ * request goes out.
+ */
+export function signingWindow(inFlight: number, rate?: number): number {
+  return rate === undefined ? inFlight : Math.max(1, Math.min(inFlight, Math.floor(rate * 10)));
 }
 
 /** The Secrets service's endpoint in a region, exactly as the SDK's SecretsClient derives it. */
