@@ -38,7 +38,9 @@ mkdir -p "$DEB_CACHE/systemd-apt/partial"
 mount -t proc proc "$root/proc"
 mount --bind "$DEB_CACHE/systemd-apt" "$root/var/cache/apt/archives"
 # shellcheck disable=SC2064 # expand now: this build's paths
-trap "umount '$root/proc' '$root/var/cache/apt/archives' 2>/dev/null; rm -rf '$work'" EXIT
+# Under `set -e` a failing command ends a trap too: umount fails for what is unmounted already
+# (the normal path below), and must neither skip the clean-up nor become the script's status.
+trap "umount '$root/proc' '$root/var/cache/apt/archives' 2>/dev/null || true; rm -rf '$work'" EXIT
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 printf 'deb %s bookworm main\n' "$MIRROR" >"$root/etc/apt/sources.list"
 { chroot "$root" apt-get update -qq &&
