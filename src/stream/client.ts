@@ -12,6 +12,8 @@
 import { z } from "zod";
 import { readCappedBody } from "../http_body.ts";
 import { authenticate, type Authenticated, resolveRegionId } from "../vault/auth.ts";
+import { type RegionInfo, sdkRegion } from "../vault/region.ts";
+import { loadSdk } from "../vault/sdk.ts";
 import { describe, describeNetworkError, oneLine } from "../vault/describe.ts";
 import { CachedKeySigner, signingKeyOf } from "../vault/sign.ts";
 import type { VaultAuth } from "../vault/types.ts";
@@ -120,11 +122,18 @@ export async function openStreamReader(opts: StreamReaderOptions): Promise<Strea
     let base = opts.endpoint?.replace(/\/+$/, "");
     if (!base) {
       let region = opts.region ?? auth.regionId;
+      // The realm's domain as IMDS gave it for its region, else from the SDK's region tables.
+      let domain = region === auth.regionId ? auth.secondLevelDomain : undefined;
       if (!region && auth.imdsRegion) {
-        region = (await auth.imdsRegion(AbortSignal.timeout(timeoutMs))).regionId;
+        ({ regionId: region, secondLevelDomain: domain } = await auth.imdsRegion(
+          AbortSignal.timeout(timeoutMs),
+        ));
       }
       if (!region) throw new StreamError("No region for the stream endpoint", "denied");
-      base = `https://streaming.${await resolveRegionId(region)}.oci.oraclecloud.com`;
+      const info = domain
+        ? { regionId: await resolveRegionId(region), secondLevelDomain: domain }
+        : await regionFromTables(region);
+      base = `https://streaming.${info.regionId}.oci.${info.secondLevelDomain}`;
     }
     const streamUrl = `${base}/20180418/streams/${encodeURIComponent(opts.streamId)}`;
     const closer = new AbortController();
@@ -223,4 +232,16 @@ export function kindOf(status: number): StreamFailure {
   if (status === 400) return "cursor";
   if (status === 401 || status === 403 || status === 404) return "denied";
   return "unavailable";
+}
+
+/**
+ * A region and its realm's domain from the SDK's tables (a region they do not know is in OC1,
+ * `oraclecloud.com`, as the SDK registers unknown regions).
+ */
+export async function regionFromTables(region: string): Promise<RegionInfo> {
+  try {
+    return sdkRegion(await loadSdk(), region);
+  } catch {
+    return { regionId: region, secondLevelDomain: "oraclecloud.com" };
+  }
 }

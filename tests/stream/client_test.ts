@@ -152,3 +152,16 @@ Deno.test("the stand-in's Streaming endpoints verify signatures and take PutMess
     await oci.close();
   }
 });
+
+Deno.test("the default stream endpoint's domain is the region's realm's, from the SDK's tables", async () => {
+  const { regionFromTables } = await import("../../src/stream/client.ts");
+  assert.deepEqual(await regionFromTables("us-gov-ashburn-1"), {
+    regionId: "us-gov-ashburn-1",
+    secondLevelDomain: "oraclegovcloud.com",
+  });
+  assert.deepEqual(await regionFromTables("iad"), {
+    regionId: "us-ashburn-1",
+    secondLevelDomain: "oraclecloud.com",
+  });
+  assert.equal((await regionFromTables("xx-nowhere-9")).secondLevelDomain, "oraclecloud.com");
+});
