@@ -54,7 +54,9 @@ export function endpointIn(template: string, region: RegionInfo): string {
 
 const regionInfoSchema = z.object({
   realmKey: z.string().min(1),
-  realmDomainComponent: z.string().min(1),
+  // A domain name: it becomes the host of the federation request, which carries the instance's
+  // certificate signed with its key.
+  realmDomainComponent: z.string().trim().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i),
   regionKey: z.string().min(1),
   regionIdentifier: z.string().regex(/^[a-z0-9.-]+$/i),
 });

@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { VaultError } from "../../src/vault/error.ts";
 import { InstancePrincipal } from "../../src/vault/instance_principal.ts";
+import { readImdsRegion } from "../../src/vault/region.ts";
+import { loadSdk } from "../../src/vault/sdk.ts";
 import { generateSessionKeyPair } from "../../src/vault/session_key.ts";
 import { getPki } from "../oci/_pki.ts";
 import { startOciStandIn } from "../oci/standin.ts";
@@ -274,5 +276,45 @@ Deno.test("instance principal: a refresh that fails is reported and tried again;
   } finally {
     await proxy.shutdown();
     await oci.close();
+  }
+});
+
+Deno.test("readImdsRegion(): a regionInfo whose realm domain is no domain name is not used", async (t) => {
+  const info = {
+    realmKey: "oc1",
+    realmDomainComponent: "oraclecloud.com",
+    regionKey: "IAD",
+    regionIdentifier: "us-ashburn-1",
+  };
+  const imds = hostile(() => new Response("unset"));
+  try {
+    for (const domain of ["evil.example/steal?x=", "evil.example:8443", "oraclecloud", " "]) {
+      await t.step(JSON.stringify(domain), async () => {
+        imds.set((path) =>
+          path.endsWith("/instance/regionInfo")
+            ? Response.json({ ...info, realmDomainComponent: domain })
+            : new Response("us-ashburn-1")
+        );
+        const region = await readImdsRegion(
+          `${imds.url}/opc/v2/`,
+          AbortSignal.timeout(5000),
+          loadSdk,
+        );
+        // instance/region, looked up in the SDK's tables, instead.
+        assert.deepEqual(region, {
+          regionId: "us-ashburn-1",
+          secondLevelDomain: "oraclecloud.com",
+        });
+      });
+    }
+    await t.step("a realm domain in capitals, with spaces around it, is used", async () => {
+      imds.set(() => Response.json({ ...info, realmDomainComponent: " OracleCloud9.com " }));
+      const region = await readImdsRegion(`${imds.url}/opc/v2/`, AbortSignal.timeout(5000), () => {
+        throw new Error("no SDK needed");
+      });
+      assert.deepEqual(region, { regionId: "us-ashburn-1", secondLevelDomain: "oraclecloud9.com" });
+    });
+  } finally {
+    await imds.close();
   }
 });
