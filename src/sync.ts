@@ -584,10 +584,10 @@ function contentOf(entry: Entry, bundle: SecretBundle): SecretBundle {
   return key ? { bytes: selectKey(bundle.bytes, key), version: bundle.version } : bundle;
 }
 
-/** How the file differs from the secret; checks the directories on the way, never follows links. */
 /** A file compared with its secret: the content it should have and what differs, or why not. */
 type Comparison = { bundle: SecretBundle; change: FileChange } | { error: unknown };
 
+/** {@linkcode changeOf} as a {@linkcode Comparison}: it never rejects. */
 async function compareFile(
   entry: Entry,
   fetched: SecretBundle,
@@ -601,6 +601,7 @@ async function compareFile(
   }
 }
 
+/** How the file differs from the secret; checks the directories on the way, never follows links. */
 async function changeOf(
   entry: Entry,
   bundle: SecretBundle,
