@@ -382,19 +382,23 @@ export async function startOciStandIn(opts: StandInOptions = {}): Promise<OciSta
     },
   };
 
-  const server = serveRaw(async (req) => {
-    if (opts.control && new URL(req.target, "http://x").pathname.startsWith("/_standin/")) {
-      const content = contentOf(ctx, req);
-      if (content) {
-        // What `oci secrets secret-bundle get --query …content --raw-output` prints, for a
-        // stub `oci` (the benchmark's original script): unsigned, with the secrets latency.
-        if (ctx.latency("secrets")) await sleep(ctx.latency("secrets"), server.closing);
-        return content;
+  const server = serveRaw(
+    async (req) => {
+      if (opts.control && new URL(req.target, "http://x").pathname.startsWith("/_standin/")) {
+        const content = contentOf(ctx, req);
+        if (content) {
+          // What `oci secrets secret-bundle get --query …content --raw-output` prints, for a
+          // stub `oci` (the benchmark's original script): unsigned, with the secrets latency.
+          if (ctx.latency("secrets")) await sleep(ctx.latency("secrets"), server.closing);
+          return content;
+        }
+        return control(standIn, req);
       }
-      return control(standIn, req);
-    }
-    return handle(ctx, req, server.closing);
-  }, opts.port ?? 0, { keepAlive: opts.keepAlive });
+      return handle(ctx, req, server.closing);
+    },
+    opts.port ?? 0,
+    { keepAlive: opts.keepAlive },
+  );
   const url = `http://127.0.0.1:${server.port}`;
 
   const standIn: OciStandIn = {
