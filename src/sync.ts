@@ -208,7 +208,11 @@ export async function sync(
   // other fetches wait on the network). Decide first, act second: nothing is written before
   // every file's change is known.
   const compared = new Map<Entry, Promise<Comparison>>();
-  deps.source.upcoming?.([...queries.values()].map(fetchOf), settings.concurrency);
+  // Only a run that fetches announces it: for watch's shared vault the hint opens the connection
+  // (IMDS, federation), which a cycle with nothing to fetch must not do.
+  if (queries.size > 0) {
+    deps.source.upcoming?.([...queries.values()].map(fetchOf), settings.concurrency);
+  }
   await mapConcurrent([...queries.keys()], settings.concurrency, async (key) => {
     const { query, entries: group } = queries.get(key)!;
     const { secretId, query: asked } = fetchOf({ query });
