@@ -149,7 +149,7 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
         try {
           signer.signAhead(
             fetches.map((f) => bundleRequest(ctx, queryOf(f.secretId, f.query))),
-            inFlight,
+            signingWindow(inFlight, opts.rate),
           );
         } catch {
           // A hint never fails its caller (a sync, or watch's SharedVault, where a throw would be
@@ -180,6 +180,15 @@ async function sdkSecretsEndpoint(region: string): Promise<string> {
     });
   }
   return secretsEndpoint(sdk, regionId(sdk, region));
+}
+
+/**
+ * How many requests to keep signed ahead: as many as run at once, but under `--rate` no more than
+ * ~10 s of requests, so that a signature is not too old (30 s, see sign.ts) to be used when its
+ * request goes out.
+ */
+export function signingWindow(inFlight: number, rate?: number): number {
+  return rate === undefined ? inFlight : Math.max(1, Math.min(inFlight, Math.floor(rate * 10)));
 }
 
 /** The Secrets service's endpoint in a region, exactly as the SDK's SecretsClient derives it. */

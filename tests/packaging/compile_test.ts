@@ -65,7 +65,8 @@ Deno.test("compile:check prunes node_modules, smoke-runs the result, builds both
 
 Deno.test("compile:check fails when a pruned file is needed at run time", () =>
   withRepoCopy(async (root) => {
-    // The SDK is imported lazily: --version, recipe list and check pass, sync must not.
+    // The SDK is imported lazily, and only where needed: --version, recipe list, check and an
+    // instance-principal sync pass; the api_key sync, which loads the SDK, must not.
     await assert.rejects(
       build({
         root,
@@ -76,7 +77,7 @@ Deno.test("compile:check fails when a pruned file is needed at run time", () =>
       }),
       (error: Error) =>
         error instanceof BuildError &&
-        /Smoke run of the pruned build copy failed: `secretsync sync .*--imds-url/.test(
+        /Smoke run of the pruned build copy failed: `secretsync sync .*--auth api_key/.test(
           error.message,
         ),
     );

@@ -234,3 +234,11 @@ Deno.test("SecretSource.upcoming is a hint: a request it cannot plan throws noth
     await oci.close();
   }
 });
+
+Deno.test("signingWindow: as many as run at once, but never more than ~10 s of requests under --rate", async () => {
+  const { signingWindow } = await import("../../src/vault/open.ts");
+  assert.equal(signingWindow(16), 16);
+  assert.equal(signingWindow(16, 100), 16);
+  assert.equal(signingWindow(16, 0.5), 5);
+  assert.equal(signingWindow(16, 0.01), 1);
+});
