@@ -208,7 +208,11 @@ export async function sync(
   // other fetches wait on the network). Decide first, act second: nothing is written before
   // every file's change is known.
   const compared = new Map<Entry, Promise<Comparison>>();
-  deps.source.upcoming?.([...queries.values()].map(fetchOf), settings.concurrency);
+  // Only a run that fetches announces it: for watch's shared vault the hint opens the connection
+  // (IMDS, federation), which a cycle with nothing to fetch must not do.
+  if (queries.size > 0) {
+    deps.source.upcoming?.([...queries.values()].map(fetchOf), settings.concurrency);
+  }
   await mapConcurrent([...queries.keys()], settings.concurrency, async (key) => {
     const { query, entries: group } = queries.get(key)!;
     const { secretId, query: asked } = fetchOf({ query });
@@ -584,10 +588,10 @@ function contentOf(entry: Entry, bundle: SecretBundle): SecretBundle {
   return key ? { bytes: selectKey(bundle.bytes, key), version: bundle.version } : bundle;
 }
 
-/** How the file differs from the secret; checks the directories on the way, never follows links. */
 /** A file compared with its secret: the content it should have and what differs, or why not. */
 type Comparison = { bundle: SecretBundle; change: FileChange } | { error: unknown };
 
+/** {@linkcode changeOf} as a {@linkcode Comparison}: it never rejects. */
 async function compareFile(
   entry: Entry,
   fetched: SecretBundle,
@@ -601,6 +605,7 @@ async function compareFile(
   }
 }
 
+/** How the file differs from the secret; checks the directories on the way, never follows links. */
 async function changeOf(
   entry: Entry,
   bundle: SecretBundle,

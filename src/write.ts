@@ -89,8 +89,8 @@ export interface AtomicWriteOptions {
  * Replaces the file at `path` with `bytes`, atomically, with exactly `attributes`.
  *
  * The temp file is created with the final mode (never wider, even for a moment), written,
- * fsynced, chowned and chmodded (when the umask took bits away), then renamed over `path`; the directory is fsynced so the
- * rename survives a power cut. On any error the temp file is removed and `path` is untouched.
+ * fsynced, chowned and chmodded (only when an owner is set or the umask took bits away), then
+ * renamed over `path`; the directory is fsynced so the rename survives a power cut. On any error the temp file is removed and `path` is untouched.
  * The parent directory must exist (see {@link ensureParent}).
  */
 export async function atomicWrite(

@@ -235,3 +235,18 @@ Deno.test("sync() in a dry run writes and reloads nothing, and exits as the real
       log.lines.join("\n"),
     );
   }));
+
+Deno.test("sync() with nothing to fetch announces no fetches (watch's shared vault would authenticate)", () =>
+  withRoot(async (root) => {
+    const vault = memorySource({ db: "db-value" });
+    const announced: number[] = [];
+    const source: SecretSource = {
+      ...vault.source,
+      upcoming: (fetches) => announced.push(fetches.length),
+    };
+    const deps: SyncDeps = { source, reloader: recordingReloader().reloader, log: memoryLog() };
+    await sync(entries(root), deps, settings(root, { secrets: ["nothing-in-the-map"] }));
+    assert.deepEqual(announced, []);
+    await sync(entries(root).slice(0, 1), deps, settings(root));
+    assert.deepEqual(announced, [1]);
+  }));

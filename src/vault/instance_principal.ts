@@ -18,7 +18,9 @@
  *   `x-date` and, through `http-signature`, `date`; it signs `date`). Answer: `{"token"}`.
  * - Retries as the SDK's: up to 3 attempts on a 5xx or a network error, 1–2 s apart; a 4xx is
  *   final. Every phase is bounded by the caller's deadline as well.
- * - The token is valid while its `exp` lies after now (no margin, as the SDK). A refresh makes a
+ * - The token is valid while its `exp` lies after now (no margin, as the SDK); a token without a
+ *   readable `exp`, or past it on arrival, is refused (the SDK would federate again before every
+ *   request). Answers are read up to 256 KB, IMDS's up to 64 KB. A refresh makes a
  *   new session key pair and reads the leaf certificate, key and intermediate again (the
  *   tenancy must not change). Concurrent requests share one token and one refresh.
  *
@@ -29,6 +31,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, X509Certificate } from "node:crypto";
+import { BodyTooLarge, readCappedBody } from "../http_body.ts";
 import { Aborted, raceAbort, sleep, timeoutSignal } from "./abort.ts";
 import { describe, describeNetworkError } from "./describe.ts";
 import { VaultError } from "./error.ts";
@@ -60,11 +63,11 @@ export interface Identity {
   leafKey: CryptoKey;
 }
 
-/** A session token, its key pair, and its expiry (s since the epoch; undefined: none). */
+/** A session token, its key pair, and its expiry (s since the epoch). */
 interface Session {
   token: string;
   keys: PemKeyPair;
-  exp?: number;
+  exp: number;
 }
 
 const PURPOSE = "DEFAULT";
@@ -81,6 +84,9 @@ const SIGNED_HEADERS = [
   "x-content-sha256",
 ];
 const ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
+/** The most a federation answer may hold: a session token is a few KB. */
+const ANSWER_MAX_BYTES = 256 * 1024;
+const TOO_LARGE = Symbol("too large");
 
 /**
  * An instance principal's session: `keyId()` is `ST$<token>`, refreshed when the token has
@@ -244,12 +250,12 @@ async function federationPhase(opts: InstancePrincipalOptions, id: Identity): Pr
         lastStatus = undefined;
         continue;
       }
+      const answer = await bodyOf(res, phase.signal);
       if (res.status === 200) {
-        const token = await tokenOf(res);
-        if (!token) throw fail("the answer holds no session token");
-        return { token, keys, exp: expiryOf(token) };
+        if (answer === TOO_LARGE) throw fail(`the answer is larger than ${ANSWER_MAX_BYTES} bytes`);
+        return sessionOf(answer, keys, fail);
       }
-      last = `HTTP ${res.status}${await ociCode(res)}`;
+      last = `HTTP ${res.status}${answer === TOO_LARGE ? "" : ociCode(answer)}`;
       lastStatus = res.status;
       if (res.status >= 400 && res.status < 500) break;
     }
@@ -305,34 +311,66 @@ async function federationRequest(
   return { method: "POST", headers, body, signal };
 }
 
-/** `{"token": …}` from a 200 answer, or undefined. */
-async function tokenOf(res: Response): Promise<string | undefined> {
+/** An answer's body read whole (up to {@linkcode ANSWER_MAX_BYTES}); "" when it broke off. */
+async function bodyOf(res: Response, signal: AbortSignal): Promise<string | typeof TOO_LARGE> {
   try {
-    const json = await res.json() as { token?: unknown };
-    return typeof json?.token === "string" && json.token ? json.token : undefined;
-  } catch {
-    return undefined;
+    return new TextDecoder().decode(await readCappedBody(res, ANSWER_MAX_BYTES));
+  } catch (e) {
+    if (signal.aborted) throw new Aborted(signal);
+    return e instanceof BodyTooLarge ? TOO_LARGE : "";
   }
 }
 
-/** " Code" of an OCI error body, or "". */
-async function ociCode(res: Response): Promise<string> {
+/**
+ * The session from a 200 answer's `{"token": …}`. The token must be a JWT whose `exp` lies
+ * ahead: the SDK would take any string, and refresh before every request a token whose expiry
+ * it cannot read or that has passed; a token OCI issued always has one, ahead of a right clock.
+ * No failure names the token.
+ */
+function sessionOf(
+  answer: string,
+  keys: PemKeyPair,
+  fail: (reason: string) => VaultError,
+): Session {
+  let token: unknown;
   try {
-    const code = (await res.json() as { code?: unknown })?.code;
+    token = (JSON.parse(answer) as { token?: unknown })?.token;
+  } catch {
+    // Not JSON: no token, reported below.
+  }
+  if (typeof token !== "string" || !token) throw fail("the answer holds no session token");
+  const exp = expiryOf(token);
+  if (exp === undefined) throw fail("the session token is no JWT with an expiry (exp claim)");
+  const session = { token, keys, exp };
+  if (!isValid(session)) {
+    throw fail(
+      `the session token had expired when it arrived (exp ${
+        new Date(exp * 1000).toISOString()
+      }); ` +
+        "is this machine's clock right?",
+    );
+  }
+  return session;
+}
+
+/** " Code" of an OCI error body, or "". */
+function ociCode(answer: string): string {
+  try {
+    const code = (JSON.parse(answer) as { code?: unknown })?.code;
     return typeof code === "string" && /^[A-Za-z]{1,64}$/.test(code) ? ` ${code}` : "";
   } catch {
     return "";
   }
 }
 
-/** The token's `exp` claim; undefined when it has none (then it never expires, as the SDK). */
+/** The token's `exp` claim (a finite number), or undefined. */
 function expiryOf(token: string): number | undefined {
   const payload = token.split(".")[1];
   try {
     const claims = JSON.parse(
       new TextDecoder().decode(Uint8Array.fromBase64(payload ?? "", { alphabet: "base64url" })),
     );
-    return typeof claims?.exp === "number" ? claims.exp : undefined;
+    return typeof claims?.exp === "number" && Number.isFinite(claims.exp) ? claims.exp : undefined;
   } catch {
     return undefined;
   }
@@ -340,7 +378,6 @@ function expiryOf(token: string): number | undefined {
 
 /** SecurityTokenAdapter.isValid: `exp` after now, to the second, no margin. */
 function isValid(session: Session): boolean {
-  if (session.exp === undefined) return true;
   return session.exp > Math.round(Date.now() / 1000);
 }
 

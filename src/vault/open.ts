@@ -146,10 +146,15 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     return {
       fetch: (secretId, query) => fetchBundle(ctx, secretId, query),
       upcoming(fetches, inFlight) {
-        signer.signAhead(
-          fetches.map((f) => bundleRequest(ctx, queryOf(f.secretId, f.query))),
-          signingWindow(inFlight, opts.rate),
-        );
+        try {
+          signer.signAhead(
+            fetches.map((f) => bundleRequest(ctx, queryOf(f.secretId, f.query))),
+            signingWindow(inFlight, opts.rate),
+          );
+        } catch {
+          // A hint never fails its caller (a sync, or watch's SharedVault, where a throw would be
+          // an unhandled rejection): a request it cannot plan fails, reported, when fetched.
+        }
       },
       close() {
         if (closer.signal.aborted) return;

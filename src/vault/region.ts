@@ -14,6 +14,7 @@
  * @module
  */
 import { z } from "zod";
+import { BodyTooLarge, readCappedBody } from "../http_body.ts";
 import { describe } from "./describe.ts";
 import type { Sdk } from "./sdk.ts";
 
@@ -53,7 +54,9 @@ export function endpointIn(template: string, region: RegionInfo): string {
 
 const regionInfoSchema = z.object({
   realmKey: z.string().min(1),
-  realmDomainComponent: z.string().min(1),
+  // A domain name: it becomes the host of the federation request, which carries the instance's
+  // certificate signed with its key.
+  realmDomainComponent: z.string().trim().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i),
   regionKey: z.string().min(1),
   regionIdentifier: z.string().regex(/^[a-z0-9.-]+$/i),
 });
@@ -67,8 +70,15 @@ export class ImdsReadError extends Error {
 }
 
 /**
+ * The most an IMDS answer may hold: what is read (PEM certificates and keys of a few KB, a
+ * region) is far smaller; a bigger answer is refused, never buffered whole.
+ */
+export const IMDS_MAX_BYTES = 64 * 1024;
+
+/**
  * GETs an IMDS v2 resource as text (`Authorization: Bearer Oracle`). Throws `ImdsReadError`
- * for an answer other than 200; network errors and aborts are thrown as they are.
+ * for an answer other than 200 or one over {@linkcode IMDS_MAX_BYTES}; network errors and
+ * aborts are thrown as they are.
  */
 export async function imdsText(base: string, path: string, signal: AbortSignal): Promise<string> {
   const res = await fetch(`${base}${path}`, {
@@ -76,10 +86,17 @@ export async function imdsText(base: string, path: string, signal: AbortSignal):
     signal,
   });
   if (!res.ok) {
-    await res.body?.cancel();
+    await res.body?.cancel().catch(() => {});
     throw new ImdsReadError(`IMDS answered HTTP ${res.status} for ${path}`, res.status);
   }
-  return await res.text();
+  try {
+    return new TextDecoder().decode(await readCappedBody(res, IMDS_MAX_BYTES));
+  } catch (e) {
+    if (e instanceof BodyTooLarge) {
+      throw new ImdsReadError(`IMDS answered ${path} with more than ${IMDS_MAX_BYTES} bytes`);
+    }
+    throw e;
+  }
 }
 
 /**

@@ -83,7 +83,9 @@ export class SharedVault {
         }
       },
       upcoming: (fetches, inFlight) => {
-        // A hint: it waits for the connection the first fetch opens anyway, and never fails.
+        // A hint: it waits for the connection the first fetch opens anyway, and never fails. No
+        // fetches, no connection (authenticating is the expensive part, and may fail off OCI).
+        if (fetches.length === 0 || deadline.signal.aborted) return;
         this.#connection().then((source) => source.upcoming?.(fetches, inFlight), () => {});
       },
       close: () => {

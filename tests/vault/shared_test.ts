@@ -75,3 +75,28 @@ Deno.test("SharedVault: a run's deadline fails its fetches", async () => {
     await oci.close();
   }
 });
+
+Deno.test("SharedVault: upcoming() with nothing to fetch, or after the run stopped, opens no connection", async () => {
+  const oci = await startOciStandIn();
+  const vault = new SharedVault({
+    auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
+    endpoint: oci.secretsEndpoint,
+    stage: "CURRENT",
+  }, { runTimeoutMs: 10_000 });
+  try {
+    const source = vault.forRun(new AbortController().signal);
+    source.upcoming?.([], 16);
+    const stop = new AbortController();
+    stop.abort();
+    const stopped = vault.forRun(stop.signal);
+    stopped.upcoming?.([{ secretId: ID }], 16);
+    await new Promise((r) => setTimeout(r, 300));
+    source.close();
+    stopped.close();
+    assert.equal(oci.calls.imds, 0, oci.calls.log.join(", "));
+    assert.equal(oci.calls.federation, 0);
+  } finally {
+    vault.close();
+    await oci.close();
+  }
+});

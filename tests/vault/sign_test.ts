@@ -213,6 +213,28 @@ Deno.test("CachedKeySigner.signAhead: a planned request goes out with the signat
   });
 });
 
+Deno.test("SecretSource.upcoming is a hint: a request it cannot plan throws nothing; the fetch reports", async () => {
+  const { startOciStandIn } = await import("../oci/standin.ts");
+  const { openVault, VaultError } = await import("../../src/vault/mod.ts");
+  const oci = await startOciStandIn();
+  try {
+    const vault = await openVault({
+      auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
+      endpoint: "http://[not a host",
+      stage: "CURRENT",
+      attempts: 1,
+    });
+    try {
+      vault.upcoming?.([{ secretId: "ocid1.vaultsecret.oc1.iad.a" }], 4);
+      await assert.rejects(vault.fetch("ocid1.vaultsecret.oc1.iad.a"), VaultError);
+    } finally {
+      vault.close();
+    }
+  } finally {
+    await oci.close();
+  }
+});
+
 Deno.test("signingWindow: as many as run at once, but never more than ~10 s of requests under --rate", async () => {
   const { signingWindow } = await import("../../src/vault/open.ts");
   assert.equal(signingWindow(16), 16);
