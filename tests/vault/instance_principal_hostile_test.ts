@@ -5,13 +5,13 @@
  * on refresh. Each fails promptly with a reason, and no failure names key material or a token.
  */
 import assert from "node:assert/strict";
-import { VaultError } from "../../src/vault/error.ts";
 import { InstancePrincipal } from "../../src/vault/instance_principal.ts";
 import { readImdsRegion } from "../../src/vault/region.ts";
 import { loadSdk } from "../../src/vault/sdk.ts";
 import { generateSessionKeyPair } from "../../src/vault/session_key.ts";
 import { getPki } from "../oci/_pki.ts";
 import { startOciStandIn } from "../oci/standin.ts";
+import { rejectsVault as failure } from "./_vault_error.ts";
 
 /** What a hostile server answers a request with. */
 type Answer = (path: string) => Response | Promise<Response>;
@@ -53,16 +53,6 @@ function endless(chunk: string, everyMs = 0): ReadableStream<Uint8Array> {
       clearTimeout(timer);
     },
   });
-}
-
-async function failure(p: Promise<unknown>): Promise<VaultError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof VaultError) return e;
-    throw new Error(`Expected a VaultError, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
-  }
-  throw new Error("Expected a VaultError, got success");
 }
 
 /** The base64 lines of a PEM, each of which must never appear in a message. */

@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { authenticate } from "../../src/vault/auth.ts";
-import { VaultError } from "../../src/vault/error.ts";
 import { InstancePrincipal, readIdentity } from "../../src/vault/instance_principal.ts";
 import { openVault } from "../../src/vault/open.ts";
 import { readImdsRegion } from "../../src/vault/region.ts";
@@ -13,6 +12,7 @@ import { loadSdk, type Sdk } from "../../src/vault/sdk.ts";
 import { generateSessionKeyPair } from "../../src/vault/session_key.ts";
 import { getPki } from "../oci/_pki.ts";
 import { type OciStandIn, startOciStandIn } from "../oci/standin.ts";
+import { rejectsVault } from "./_vault_error.ts";
 
 const ID = "ocid1.vaultsecret.oc1.iad.iptest";
 
@@ -24,16 +24,6 @@ function principal(oci: OciStandIn, extra: { timeoutMs?: number; signal?: AbortS
     signal: extra.signal,
     sessionKeys: generateSessionKeyPair,
   });
-}
-
-async function rejectsVault(p: Promise<unknown>): Promise<VaultError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof VaultError) return e;
-    throw new Error(`Expected a VaultError, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
-  }
-  throw new Error("Expected a VaultError, got success");
 }
 
 /** A GET signed with the principal's token, as the vault client signs it; returns the status. */
