@@ -210,12 +210,11 @@ export async function sync(
   const compared = new Map<Entry, Promise<Comparison>>();
   // Only a run that fetches announces it: for watch's shared vault the hint opens the connection
   // (IMDS, federation), which a cycle with nothing to fetch must not do.
-  if (queries.size > 0) {
-    deps.source.upcoming?.([...queries.values()].map(fetchOf), settings.concurrency);
-  }
+  const fetches = new Map([...queries].map(([key, group]) => [key, fetchOf(group)]));
+  if (fetches.size > 0) deps.source.upcoming?.([...fetches.values()], settings.concurrency);
   await mapConcurrent([...queries.keys()], settings.concurrency, async (key) => {
-    const { query, entries: group } = queries.get(key)!;
-    const { secretId, query: asked } = fetchOf({ query });
+    const { entries: group } = queries.get(key)!;
+    const { secretId, query: asked } = fetches.get(key)!;
     try {
       const bundle = asked
         ? await deps.source.fetch(secretId, asked)
