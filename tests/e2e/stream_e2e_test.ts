@@ -165,11 +165,19 @@ Deno.test("watch --stream: rotations arrive within poll + spread + 1 s; unrelate
       outputs += watcher!.output();
       const missed = rotate(A); // while no watcher runs
       const missedAt = oci.streamMessages(streamId).at(-1)!.offset;
+      const cursorsBefore = oci.calls.streams.created.length;
       watcher = startWatch(oci, ws, streamId);
       await waitFor("the missed rotation", async () => (await read(path)) === missed, 10_000);
       assert.match(
         watcher.output(),
         new RegExp(`Resuming ${streamId} after offset ${saved.offset}`),
+      );
+      // The watch's start cycle (a full sync) may write the missed value before the stream's
+      // cursor exists: wait for the cursor itself.
+      await waitFor(
+        "the resumed cursor",
+        () => oci.calls.streams.created.length > cursorsBefore,
+        10_000,
       );
       // The cursor starts right after the saved offset, and the missed event is read from it.
       assert.deepEqual(oci.calls.streams.created.at(-1), {
@@ -181,6 +189,13 @@ Deno.test("watch --stream: rotations arrive within poll + spread + 1 s; unrelate
         () => watcher!.output().includes(`for ${A} at offset ${missedAt}`),
         10_000,
       );
+      // And for its sync (a fetch that finds the file in line): an event still pending would
+      // fetch whatever is current when it is applied, late, and blur the next step.
+      await waitFor("the missed event's sync", () => {
+        const out = watcher!.output();
+        const read = out.indexOf(`for ${A} at offset ${missedAt}`);
+        return read >= 0 && /Cycle \d+ \(for 1 secret/.test(out.slice(read));
+      }, 10_000);
     });
 
     await t.step("a stream outage falls back to the fallback interval and recovers", async () => {
@@ -193,7 +208,12 @@ Deno.test("watch --stream: rotations arrive within poll + spread + 1 s; unrelate
       const during = rotate(A);
       // Fallback: declared after 2 s, full sync every 2 s.
       await waitFor("a fallback full sync", async () => (await read(path)) === during, 10_000);
-      assert.match(watcher!.output(), /full sync every 2 s until it is back/);
+      // Announced in the tick that starts the first fallback sync, or the next one.
+      await waitFor(
+        "the fallback announcement",
+        () => /full sync every 2 s until it is back/.test(watcher!.output()),
+        5_000,
+      );
       oci.clearFaults();
       await waitFor("recovery", () => watcher!.output().includes("reachable again"), 10_000);
       // stream.json is written at the end of the step that logged the recovery.
