@@ -215,9 +215,10 @@ export function parseSyncArgs(args: string[]): SyncOptions {
 
 /** Runs `sync`; returns the exit code (0, 1, 2 or 3; see the README). */
 export async function runSync(options: SyncOptions): Promise<number> {
-  // The session key pair is generated on a worker thread, and the SDK (for the modes that read
-  // an OCI config file) starts loading, while the run's modules and the map load: the run layer
-  // is imported only after both have started. Instance and resource principals need no SDK.
+  // The session key pair is generated off the main thread (usually main.ts started it already;
+  // this covers any other caller), and the SDK (for the modes that read an OCI config file)
+  // starts loading, while the run's modules and the map load: the run layer is imported only
+  // after both have started. Instance and resource principals need no SDK.
   if (options.auth.mode === "instance_principal") startSessionKeyPair();
   if (options.auth.mode === "api_key" || options.auth.mode === "security_token") {
     loadSdk().catch(() => {

@@ -81,7 +81,7 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     });
   }
 
-  // The session key pair (instance principal) is generated on a worker thread while IMDS
+  // The session key pair (instance principal) is generated off the main thread while IMDS
   // answers, rather than after; `sync` starts it even earlier (session_key.ts).
   const sessionKeys = mode === "instance_principal" ? takeSessionKeyPair() : undefined;
   sessionKeys?.catch(() => {

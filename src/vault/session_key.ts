@@ -4,7 +4,7 @@
  * `oci-common`'s own supplier generates an RSA-2048 key pair with `generateKeyPairSync` when the
  * provider is built and then a second one on the first token request (its `refreshKeys`), so a
  * run paid for two, each blocking the event loop (under Deno 50–700 ms each; prime search time
- * varies). Here one pair is generated with WebCrypto (on a worker thread) as soon as a run
+ * varies). Here one pair is generated with WebCrypto (off the main thread) as soon as a run
  * starts, in parallel with loading the program and reading instance metadata, and the first
  * token request uses it: a key that no token was ever issued for is as fresh as a new one. Later
  * refreshes (a token expiring in a long run) make a new pair each time, as the SDK does (see
@@ -25,7 +25,7 @@ const RSA = {
   hash: "SHA-256",
 } as const;
 
-/** Starts generating a key pair on a worker thread. */
+/** Generates a key pair with WebCrypto, off the main thread. */
 export async function generateSessionKeyPair(): Promise<PemKeyPair> {
   const { publicKey, privateKey } = await crypto.subtle.generateKey(RSA, true, ["sign"]);
   const [spki, pkcs8] = await Promise.all([
