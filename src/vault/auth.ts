@@ -28,6 +28,7 @@ import {
 } from "./region.ts";
 import { loadSdk, type Sdk } from "./sdk.ts";
 import { readResourcePrincipal, readSecurityToken, RP_ENV, sessionProvider } from "./session.ts";
+import { holdKeyWorker } from "./key_worker.ts";
 import { generateSessionKeyPair, type PemKeyPair, takeSessionKeyPair } from "./session_key.ts";
 import type { VaultAuth } from "./types.ts";
 
@@ -109,6 +110,52 @@ export interface AuthLimits {
   signal?: AbortSignal;
   /** A session key pair already being generated (instance principal); else one is started. */
   sessionKeys?: Promise<PemKeyPair>;
+}
+
+/** What {@linkcode startAuthentication} started, until `openVault` takes it. */
+let started: { key: string; authenticated: Promise<Authenticated> } | undefined;
+
+function startedKey(auth: VaultAuth, limits: Pick<AuthLimits, "timeoutMs" | "region">): string {
+  return JSON.stringify([auth, limits.timeoutMs, limits.region ?? null]);
+}
+
+/**
+ * Starts authenticating with an instance principal now, before the run needs it: its IMDS
+ * reads and federation round trip (over 50 ms) then overlap loading the rest of the program,
+ * the map and the state instead of following them. The next `openVault` with the same options
+ * takes it ({@linkcode takeStartedAuthentication}); a run that ends before it fetches anything
+ * never reports its outcome. Other modes have no round trip to save and are not started.
+ */
+export function startAuthentication(
+  auth: VaultAuth,
+  limits: Pick<AuthLimits, "timeoutMs" | "region">,
+): void {
+  if (auth.mode !== "instance_principal") return;
+  discard(started);
+  const authenticated = authenticate(auth, { timeoutMs: limits.timeoutMs, region: limits.region });
+  authenticated.catch(() => {
+    // Deliberately ignored here: the openVault that takes it reports the failure.
+  });
+  started = { key: startedKey(auth, limits), authenticated };
+}
+
+/**
+ * The authentication {@linkcode startAuthentication} started with these same options, handed
+ * out once; `undefined` when none was, or with other options (that one is dropped).
+ */
+export function takeStartedAuthentication(
+  auth: VaultAuth,
+  limits: Pick<AuthLimits, "timeoutMs" | "region">,
+): Promise<Authenticated> | undefined {
+  const taken = started;
+  started = undefined;
+  if (taken?.key === startedKey(auth, limits)) return taken.authenticated;
+  discard(taken);
+  return undefined;
+}
+
+function discard(taken: typeof started): void {
+  taken?.authenticated.then((a) => a.dispose(), () => {});
 }
 
 /**
@@ -205,70 +252,77 @@ async function instancePrincipal(
   authEndpoint: string | undefined,
   limits: AuthLimits,
 ): Promise<Authenticated> {
-  const sdk = () => limits.sdk ? Promise.resolve(limits.sdk) : loadSdk();
-  const first = limits.sessionKeys ?? takeSessionKeyPair();
-  first.catch(() => {
-    // Deliberately ignored here: the first federation awaits it and reports the failure.
-  });
-  let keys = 0;
-  const options = {
-    imdsUrl,
-    timeoutMs: limits.timeoutMs,
-    signal: limits.signal,
-    // The first pair was started early (session_key.ts); each refresh makes a new one.
-    sessionKeys: () => keys++ === 0 ? first : generateSessionKeyPair(),
-  };
-
-  // IMDS: the identity and, without a configured federation endpoint, the region, at once.
-  const phase = phaseSignal(options);
-  let identity: Identity;
-  let region: RegionInfo | undefined;
+  // The session keys' thread runs while this principal may sign (key_worker.ts).
+  const release = holdKeyWorker();
   try {
-    [identity, region] = await raceAbort(
-      Promise.all([
-        readIdentity(imdsUrl, phase.signal),
-        authEndpoint ? undefined : readImdsRegion(imdsUrl, phase.signal, sdk),
-      ]),
-      phase.signal,
-    );
-  } catch (e) {
-    throw imdsFailure(options, e);
-  } finally {
-    phase.clear();
-  }
+    const sdk = () => limits.sdk ? Promise.resolve(limits.sdk) : loadSdk();
+    const first = limits.sessionKeys ?? takeSessionKeyPair();
+    first.catch(() => {
+      // Deliberately ignored here: the first federation awaits it and reports the failure.
+    });
+    let keys = 0;
+    const options = {
+      imdsUrl,
+      timeoutMs: limits.timeoutMs,
+      signal: limits.signal,
+      // The first pair was started early (session_key.ts); each refresh makes a new one.
+      sessionKeys: () => keys++ === 0 ? first : generateSessionKeyPair(),
+    };
 
-  const federationEndpoint = authEndpoint?.replace(/\/+$/, "") ??
-    endpointIn(AUTH_ENDPOINT_TEMPLATE, region!);
-  const principal = await InstancePrincipal.authenticate(
-    { ...options, federationEndpoint },
-    identity,
-  );
-  return {
-    provider: {
-      getKeyId: () => principal.keyId(),
-      getPrivateKey: () => principal.privateKeyPem(),
-      getPassphrase: () => null,
-    },
-    regionId: region?.regionId,
-    secondLevelDomain: region?.secondLevelDomain,
-    imdsRegion: async (signal) => {
-      try {
-        return await readImdsRegion(imdsUrl, signal, sdk);
-      } catch (e) {
-        const base = imdsUrl.endsWith("/") ? imdsUrl : imdsUrl + "/";
-        const reason = signal.aborted
-          ? "timed out"
-          : e instanceof ImdsReadError
-          ? e.message
-          : describeNetworkError(e);
-        throw new VaultError(`Cannot read the region from IMDS at ${base}: ${reason}`, {
-          secretId: "",
-          retryable: true,
-        });
-      }
-    },
-    dispose() {},
-  };
+    // IMDS: the identity and, without a configured federation endpoint, the region, at once.
+    const phase = phaseSignal(options);
+    let identity: Identity;
+    let region: RegionInfo | undefined;
+    try {
+      [identity, region] = await raceAbort(
+        Promise.all([
+          readIdentity(imdsUrl, phase.signal),
+          authEndpoint ? undefined : readImdsRegion(imdsUrl, phase.signal, sdk),
+        ]),
+        phase.signal,
+      );
+    } catch (e) {
+      throw imdsFailure(options, e);
+    } finally {
+      phase.clear();
+    }
+
+    const federationEndpoint = authEndpoint?.replace(/\/+$/, "") ??
+      endpointIn(AUTH_ENDPOINT_TEMPLATE, region!);
+    const principal = await InstancePrincipal.authenticate(
+      { ...options, federationEndpoint },
+      identity,
+    );
+    return {
+      provider: {
+        getKeyId: () => principal.keyId(),
+        getPrivateKey: () => principal.privateKeyPem(),
+        getPassphrase: () => null,
+      },
+      regionId: region?.regionId,
+      secondLevelDomain: region?.secondLevelDomain,
+      imdsRegion: async (signal) => {
+        try {
+          return await readImdsRegion(imdsUrl, signal, sdk);
+        } catch (e) {
+          const base = imdsUrl.endsWith("/") ? imdsUrl : imdsUrl + "/";
+          const reason = signal.aborted
+            ? "timed out"
+            : e instanceof ImdsReadError
+            ? e.message
+            : describeNetworkError(e);
+          throw new VaultError(`Cannot read the region from IMDS at ${base}: ${reason}`, {
+            secretId: "",
+            retryable: true,
+          });
+        }
+      },
+      dispose: release,
+    };
+  } catch (e) {
+    release();
+    throw e;
+  }
 }
 
 /**

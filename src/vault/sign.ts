@@ -17,6 +17,7 @@
  */
 import { createHash, createPrivateKey } from "node:crypto";
 import type { AuthenticationDetailsProvider, HttpRequest, RequestSigner } from "oci-common";
+import { signsWith, signWith } from "./key_worker.ts";
 
 /**
  * What a signer needs from an authentication mode: a key id and the private key it names.
@@ -46,6 +47,17 @@ export function signingKeyOf(provider: AuthenticationDetailsProvider): SigningKe
 const ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 const EMPTY_SHA256 = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+
+/**
+ * A private key ready to sign with: the session key (three primes, which WebCrypto cannot
+ * import) is signed with on its own thread (key_worker.ts), any other key by WebCrypto.
+ */
+type LoadedKey = { webCrypto: CryptoKey } | { sessionKeyPem: string };
+
+async function loadKey(pem: string, passphrase?: string): Promise<LoadedKey> {
+  if (!passphrase && await signsWith(pem)) return { sessionKeyPem: pem };
+  return { webCrypto: await importSigningKey(pem, passphrase) };
+}
 
 /** Imports a PEM (PKCS#1 or PKCS#8, optionally encrypted) as a WebCrypto signing key. */
 export async function importSigningKey(pem: string, passphrase?: string): Promise<CryptoKey> {
@@ -92,7 +104,7 @@ const MAX_PRESIGNED_AGE_MS = 30_000;
 export class CachedKeySigner implements RequestSigner {
   #key: SigningKey;
   #pem?: string;
-  #imported?: Promise<CryptoKey>;
+  #imported?: Promise<LoadedKey>;
   #plan: readonly PlannedRequest[] = [];
   #planIndex = new Map<string, number>();
   #window = 0;
@@ -110,7 +122,7 @@ export class CachedKeySigner implements RequestSigner {
 
   /** Imports the current key now, so that a bad key fails before the first request. */
   async prepare(): Promise<void> {
-    await this.#cryptoKey();
+    await this.#loadedKey();
   }
 
   /**
@@ -146,7 +158,7 @@ export class CachedKeySigner implements RequestSigner {
       }
     }
     const { names, text } = signingInput(request, forceExcludeBody);
-    const key = await this.#cryptoKey();
+    const key = await this.#loadedKey();
     request.headers.set("authorization", authorization(keyId, names, await sign(key, text)));
   }
 
@@ -174,7 +186,7 @@ export class CachedKeySigner implements RequestSigner {
       const { method, uri } = this.#plan[this.#signedUpTo++];
       const headers = new Headers();
       const { names, text } = signingInput({ method, uri, headers } as HttpRequest, false);
-      const signature = this.#cryptoKey().then((key) => sign(key, text));
+      const signature = this.#loadedKey().then((key) => sign(key, text));
       // A failed signature is made again when its request is sent (and fails there, reported).
       signature.catch(() => {});
       this.#ahead.set(requestKey(method, uri), {
@@ -187,11 +199,11 @@ export class CachedKeySigner implements RequestSigner {
     }
   }
 
-  #cryptoKey(): Promise<CryptoKey> {
+  #loadedKey(): Promise<LoadedKey> {
     const pem = this.#key.privateKeyPem();
     if (pem !== this.#pem || !this.#imported) {
       this.#pem = pem;
-      this.#imported = importSigningKey(pem, this.#key.passphrase);
+      this.#imported = loadKey(pem, this.#key.passphrase);
       // A failed import is retried on the next request rather than cached.
       this.#imported.catch(() => {
         if (this.#pem === pem) this.#imported = undefined;
@@ -249,11 +261,17 @@ const SIGNING_AT_ONCE = Math.max(1, navigator.hardwareConcurrency || 1);
 let signing = 0;
 const waiting: (() => void)[] = [];
 
-async function sign(key: CryptoKey, text: string): Promise<string> {
+async function sign(key: LoadedKey, text: string): Promise<string> {
+  // The worker signs one at a time, in order: the first of a window goes out after one signature.
+  if ("sessionKeyPem" in key) return await signWith(key.sessionKeyPem, text);
   if (signing < SIGNING_AT_ONCE) signing++;
   else await new Promise<void>((resolve) => waiting.push(resolve)); // handed a finished one's slot
   try {
-    const bytes = await crypto.subtle.sign(ALGORITHM, key, new TextEncoder().encode(text));
+    const bytes = await crypto.subtle.sign(
+      ALGORITHM,
+      key.webCrypto,
+      new TextEncoder().encode(text),
+    );
     return new Uint8Array(bytes).toBase64();
   } finally {
     const next = waiting.shift();

@@ -1,0 +1,298 @@
+/**
+ * The session key's thread: a worker that generates the instance principal's session keys
+ * (`rsa.ts`, three primes) and signs with them, so that neither the prime search (~40 ms) nor a
+ * signature (~1 ms each, one per request) runs on the main thread.
+ *
+ * On the main thread both held up everything else: the key was searched for while the program
+ * loaded, one after the other on one core, and a window of signatures made there kept Deno's
+ * event loop from polling the network: sixteen requests signed together left together, ~50 ms
+ * late (measured). In the worker the key is ready while the program still loads, and requests
+ * go out as their signatures arrive, as they did with WebCrypto's own thread.
+ *
+ * The worker runs from its source text through a `blob:` URL: there is no file for it to read
+ * (no read permission) and nothing for `deno compile` to include. Its code is `rsa.ts`'s own
+ * (`rsaFunctions`, self-contained) plus {@linkcode workerProgram}. It is started on first use.
+ * A worker keeps a Deno process alive, so it runs only while someone holds it
+ * ({@linkcode holdKeyWorker}: an instance principal, until disposed; the key pair started at
+ * start-up, until taken) or a request is in flight; otherwise, or at {@linkcode stopKeyWorker},
+ * it ends. Keys are held by handle; the private key also exists as PEM on the main thread (the
+ * SDK's interfaces pass keys as PEM), and a key not held by the current worker is loaded into it
+ * from that PEM.
+ *
+ * @example
+ * ```ts
+ * import { generateKeyPair, signWith, stopKeyWorker } from "./key_worker.ts";
+ *
+ * const pair = await generateKeyPair();
+ * const signature = await signWith(pair.privatePem, "x-date: …"); // base64
+ * stopKeyWorker();
+ * ```
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { type Rsa, rsaFunctions } from "./rsa.ts";
+
+/** A key pair as PEM: SPKI public, PKCS#8 private. */
+export interface PemPair {
+  publicPem: string;
+  privatePem: string;
+}
+
+type Ask =
+  | { op: "generate" }
+  | { op: "load"; pkcs8: Uint8Array }
+  | { op: "sign"; key: number; digest: Uint8Array };
+type Request = Ask & { id: number };
+
+type Reply =
+  | { id: number; ok: true; key?: number; spki?: Uint8Array; pkcs8?: Uint8Array; sig?: Uint8Array }
+  | { id: number; ok: false; error: string };
+
+/** The worker side, as the global scope a worker has. */
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<Request>) => void) | null;
+  postMessage(message: Reply): void;
+}
+
+/**
+ * The worker's program: keys by handle, one request at a time, in order. Like `rsaFunctions`,
+ * self-contained: it runs from its source text.
+ */
+function workerProgram(rsa: Rsa, scope: WorkerScope): void {
+  const keys = new Map<number, ReturnType<Rsa["generateRsaKey"]>>();
+  let next = 1;
+  scope.onmessage = ({ data: request }) => {
+    try {
+      if (request.op === "generate") {
+        const key = rsa.generateRsaKey(2048, 3);
+        keys.set(next, key);
+        scope.postMessage({
+          id: request.id,
+          ok: true,
+          key: next++,
+          spki: rsa.spkiDer(key),
+          pkcs8: rsa.pkcs8Der(key),
+        });
+      } else if (request.op === "load") {
+        const key = rsa.multiPrimeKeyOf(request.pkcs8);
+        if (!key) throw new Error("not an RSA key of more than two primes");
+        keys.set(next, key);
+        scope.postMessage({ id: request.id, ok: true, key: next++ });
+      } else {
+        const key = keys.get(request.key);
+        if (!key) throw new Error("no such key");
+        scope.postMessage({
+          id: request.id,
+          ok: true,
+          sig: rsa.signPkcs1Sha256(key, request.digest),
+        });
+      }
+    } catch (error) {
+      scope.postMessage({
+        id: request.id,
+        ok: false,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+}
+
+const SOURCE = `"use strict";\n(${workerProgram})((${rsaFunctions})(), globalThis);\n`;
+
+let worker: Worker | undefined;
+let nextId = 1;
+const pending = new Map<number, { resolve(reply: Reply): void; reject(error: Error): void }>();
+/** A key's handle in the worker of that generation. */
+interface Handle {
+  generation: number;
+  key: number;
+}
+/** PKCS#8 PEM → its handle in the current worker. */
+const handles = new Map<string, Promise<Handle>>();
+let holders = 0;
+/** Which worker the handles belong to: each start makes a new one. */
+let generation = 0;
+
+function started(): Worker {
+  if (worker) return worker;
+  generation++;
+  const url = URL.createObjectURL(new Blob([SOURCE], { type: "text/javascript" }));
+  try {
+    worker = new Worker(url, { type: "module", name: "secretsync session key" });
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+  worker.onmessage = ({ data: reply }: MessageEvent<Reply>) => {
+    const waiter = pending.get(reply.id);
+    pending.delete(reply.id);
+    waiter?.resolve(reply);
+    stopIfIdle();
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    stop(new Error(`The session key's worker failed: ${event.message}`));
+  };
+  return worker;
+}
+
+function call(request: Ask): Promise<Reply & { ok: true }> {
+  const id = nextId++;
+  const target = started();
+  return new Promise((resolve, reject) => {
+    pending.set(id, {
+      resolve: (reply) => reply.ok ? resolve(reply) : reject(new Error(reply.error)),
+      reject,
+    });
+    target.postMessage({ ...request, id } satisfies Request);
+  });
+}
+
+function stopIfIdle(): void {
+  if (holders === 0 && pending.size === 0) stopKeyWorker();
+}
+
+function stop(reason: Error): void {
+  worker?.terminate();
+  worker = undefined;
+  handles.clear();
+  for (const waiter of pending.values()) waiter.reject(reason);
+  pending.clear();
+}
+
+/**
+ * Keeps the worker running until the returned function is called (once is enough; more calls
+ * do nothing). The worker ends when no holder is left and nothing is in flight.
+ */
+export function holdKeyWorker(): () => void {
+  holders++;
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    holders--;
+    stopIfIdle();
+  };
+}
+
+/** Ends the worker now (keys are loaded again from their PEM if used later). */
+export function stopKeyWorker(): void {
+  stop(new Error("The session key's worker was stopped"));
+}
+
+/** Generates an RSA-2048 key pair of three primes, e = 65537, in the worker. */
+export async function generateKeyPair(): Promise<PemPair> {
+  const release = holdKeyWorker();
+  try {
+    const request = call({ op: "generate" });
+    const handle = { generation, key: 0 }; // call() started the worker if there was none
+    const reply = await request;
+    handle.key = reply.key!;
+    const pair = {
+      publicPem: pem("PUBLIC KEY", reply.spki!),
+      privatePem: pem("PRIVATE KEY", reply.pkcs8!),
+    };
+    if (handle.generation === generation) handles.set(pair.privatePem, Promise.resolve(handle));
+    return pair;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Whether the worker signs with this private key: one it generated, or any unencrypted PKCS#8
+ * PEM of an RSA key of more than two primes (which WebCrypto cannot import). Resolves false for
+ * anything else, without touching the worker.
+ */
+export async function signsWith(privatePem: string): Promise<boolean> {
+  if (handles.has(privatePem)) return true;
+  const der = pkcs8Of(privatePem);
+  if (!der || !looksMultiPrime(der)) return false;
+  const release = holdKeyWorker();
+  try {
+    await handleOf(privatePem);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    release();
+  }
+}
+
+/** Signs `text` (RSASSA-PKCS1-v1_5, SHA-256) with the key; the signature in base64. */
+export async function signWith(privatePem: string, text: string): Promise<string> {
+  const digest = new Uint8Array(createHash("sha256").update(text).digest());
+  // Held meanwhile, so the worker cannot end between loading the key and signing with it.
+  const release = holdKeyWorker();
+  try {
+    for (;;) {
+      const loading = handleOf(privatePem);
+      const handle = await loading;
+      if (worker && handle.generation === generation) {
+        return (await call({ op: "sign", key: handle.key, digest })).sig!.toBase64();
+      }
+      // Its worker was stopped (stopKeyWorker): load the key into the next one.
+      if (handles.get(privatePem) === loading) handles.delete(privatePem);
+    }
+  } finally {
+    release();
+  }
+}
+
+function handleOf(privatePem: string): Promise<Handle> {
+  let handle = handles.get(privatePem);
+  if (!handle) {
+    const der = pkcs8Of(privatePem);
+    handle = der ? load(der) : Promise.reject(new Error("not a PKCS#8 PEM"));
+    handles.set(privatePem, handle);
+    // A key that fails to load is not remembered: the next use reports it again.
+    handle.catch(() => {
+      if (handles.get(privatePem) === handle) handles.delete(privatePem);
+    });
+  }
+  return handle;
+}
+
+async function load(pkcs8: Uint8Array): Promise<Handle> {
+  const request = call({ op: "load", pkcs8 });
+  const loadedBy = generation; // call() started the worker if there was none
+  return { generation: loadedBy, key: (await request).key! };
+}
+
+function pkcs8Of(privatePem: string): Uint8Array | undefined {
+  const match = /^-----BEGIN PRIVATE KEY-----\n([A-Za-z0-9+/=\n]+)-----END PRIVATE KEY-----\n?$/
+    .exec(privatePem);
+  if (!match) return undefined;
+  try {
+    return Uint8Array.fromBase64(match[1].replaceAll("\n", ""));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A cheap look at a PKCS#8 DER for RSAPrivateKey version 1 (multi-prime) without parsing the
+ * numbers: `30 len 02 01 00 30 0d 06 09 <rsaEncryption> 05 00 04 len 30 len 02 01 01`.
+ */
+function looksMultiPrime(der: Uint8Array): boolean {
+  const rsaOid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+  let i = 0;
+  const skipHeader = (tag: number): boolean => {
+    if (der[i++] !== tag) return false;
+    const first = der[i++];
+    if (first & 0x80) i += first & 0x7f;
+    return i <= der.length;
+  };
+  if (!skipHeader(0x30)) return false;
+  if (der[i++] !== 0x02 || der[i++] !== 0x01 || der[i++] !== 0x00) return false;
+  if (!skipHeader(0x30) || der[i++] !== 0x06 || der[i++] !== rsaOid.length) return false;
+  if (!rsaOid.every((byte) => der[i++] === byte)) return false;
+  if (der[i++] !== 0x05 || der[i++] !== 0x00) return false;
+  if (!skipHeader(0x04) || !skipHeader(0x30)) return false;
+  return der[i++] === 0x02 && der[i++] === 0x01 && der[i] === 0x01;
+}
+
+function pem(label: string, der: Uint8Array): string {
+  const lines = der.toBase64().match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
