@@ -42,7 +42,6 @@ export interface PemPair {
 type Ask =
   | { op: "generate" }
   | { op: "load"; pkcs8: Uint8Array }
-  | { op: "forget"; key: number }
   | { op: "sign"; key: number; digest: Uint8Array };
 type Request = Ask & { id: number };
 
@@ -60,7 +59,7 @@ interface WorkerScope {
  * The worker's program: keys by handle, one request at a time, in order. Like `rsaFunctions`,
  * self-contained: it runs from its source text.
  */
-function workerProgram(rsa: Rsa, scope: WorkerScope, NO_SUCH_KEY: string): void {
+function workerProgram(rsa: Rsa, scope: WorkerScope): void {
   const keys = new Map<number, ReturnType<Rsa["generateRsaKey"]>>();
   let next = 1;
   scope.onmessage = ({ data: request }) => {
@@ -75,9 +74,6 @@ function workerProgram(rsa: Rsa, scope: WorkerScope, NO_SUCH_KEY: string): void 
           spki: rsa.spkiDer(key),
           pkcs8: rsa.pkcs8Der(key),
         });
-      } else if (request.op === "forget") {
-        keys.delete(request.key);
-        scope.postMessage({ id: request.id, ok: true });
       } else if (request.op === "load") {
         const key = rsa.multiPrimeKeyOf(request.pkcs8);
         if (!key) throw new Error("not an RSA key of more than two primes");
@@ -85,7 +81,7 @@ function workerProgram(rsa: Rsa, scope: WorkerScope, NO_SUCH_KEY: string): void 
         scope.postMessage({ id: request.id, ok: true, key: next++ });
       } else {
         const key = keys.get(request.key);
-        if (!key) throw new Error(NO_SUCH_KEY);
+        if (!key) throw new Error("no such key");
         scope.postMessage({
           id: request.id,
           ok: true,
@@ -102,10 +98,7 @@ function workerProgram(rsa: Rsa, scope: WorkerScope, NO_SUCH_KEY: string): void 
   };
 }
 
-const NO_SUCH_KEY = "no such key";
-const SOURCE = `"use strict";\n(${workerProgram})((${rsaFunctions})(), globalThis, ${
-  JSON.stringify(NO_SUCH_KEY)
-});\n`;
+const SOURCE = `"use strict";\n(${workerProgram})((${rsaFunctions})(), globalThis);\n`;
 
 let worker: Worker | undefined;
 let nextId = 1;
@@ -199,7 +192,7 @@ export async function generateKeyPair(): Promise<PemPair> {
       publicPem: pem("PUBLIC KEY", reply.spki!),
       privatePem: pem("PRIVATE KEY", reply.pkcs8!),
     };
-    if (handle.generation === generation) remember(pair.privatePem, Promise.resolve(handle));
+    if (handle.generation === generation) handles.set(pair.privatePem, Promise.resolve(handle));
     return pair;
   } finally {
     release();
@@ -232,40 +225,17 @@ export async function signWith(privatePem: string, text: string): Promise<string
   // Held meanwhile, so the worker cannot end between loading the key and signing with it.
   const release = holdKeyWorker();
   try {
-    for (let tries = 0;; tries++) {
+    for (;;) {
       const loading = handleOf(privatePem);
       const handle = await loading;
       if (worker && handle.generation === generation) {
-        const signing = call({ op: "sign", key: handle.key, digest });
-        // Dropped meanwhile (KEYS_KEPT): load it again, once.
-        const dropped = await signing.then(() => false, (e: Error) => e.message === NO_SUCH_KEY);
-        if (!dropped || tries > 0) return (await signing).sig!.toBase64();
+        return (await call({ op: "sign", key: handle.key, digest })).sig!.toBase64();
       }
-      // Its worker was stopped (stopKeyWorker), or it dropped the key: load it into the current.
+      // Its worker was stopped (stopKeyWorker): load the key into the next one.
       if (handles.get(privatePem) === loading) handles.delete(privatePem);
     }
   } finally {
     release();
-  }
-}
-
-/**
- * Keys kept loaded at most. A long `watch` makes a key per token refresh (every ~20 minutes),
- * each ~1 KB in the worker; the oldest beyond this many is dropped there, and loaded again from
- * its PEM should it ever be used again.
- */
-const KEYS_KEPT = 8;
-
-function remember(privatePem: string, handle: Promise<Handle>): void {
-  handles.set(privatePem, handle);
-  for (const [oldest, dropped] of handles) {
-    if (handles.size <= KEYS_KEPT) break;
-    handles.delete(oldest);
-    dropped.then((old) => {
-      if (worker && old.generation === generation) {
-        call({ op: "forget", key: old.key }).catch(() => {});
-      }
-    }, () => {});
   }
 }
 
@@ -274,7 +244,7 @@ function handleOf(privatePem: string): Promise<Handle> {
   if (!handle) {
     const der = pkcs8Of(privatePem);
     handle = der ? load(der) : Promise.reject(new Error("not a PKCS#8 PEM"));
-    remember(privatePem, handle);
+    handles.set(privatePem, handle);
     // A key that fails to load is not remembered: the next use reports it again.
     handle.catch(() => {
       if (handles.get(privatePem) === handle) handles.delete(privatePem);
