@@ -14,7 +14,6 @@ import type { RunOptions } from "../run.ts";
 import { DEFAULT_STATE_DIR } from "../state.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/types.ts";
 // Directly, not through vault/mod.ts: this module must stay light (see runSync).
-import { startAuthentication } from "../vault/auth.ts";
 import { startSessionKeyPair } from "../vault/session_key.ts";
 import { loadSdk } from "../vault/sdk.ts";
 import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
@@ -220,14 +219,9 @@ export async function runSync(options: SyncOptions): Promise<number> {
   // this covers any other caller), and the SDK (for the modes that read an OCI config file)
   // starts loading, while the run's modules and the map load: the run layer is imported only
   // after both have started. Instance and resource principals need no SDK.
-  if (options.auth.mode === "instance_principal") {
-    startSessionKeyPair();
-    // The token's round trips overlap loading the run, the map and the state (auth.ts).
-    startAuthentication(options.auth, {
-      timeoutMs: options.requestTimeoutMs,
-      region: options.region,
-    });
-  }
+  // Not the authentication itself: a run with nothing to fetch, refused, or waiting for the lock
+  // contacts no one (only this process's key pair is made ahead).
+  if (options.auth.mode === "instance_principal") startSessionKeyPair();
   if (options.auth.mode === "api_key" || options.auth.mode === "security_token") {
     loadSdk().catch(() => {
       // Deliberately ignored here: openVault loads it again and reports the failure.
