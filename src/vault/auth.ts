@@ -112,52 +112,6 @@ export interface AuthLimits {
   sessionKeys?: Promise<PemKeyPair>;
 }
 
-/** What {@linkcode startAuthentication} started, until `openVault` takes it. */
-let started: { key: string; authenticated: Promise<Authenticated> } | undefined;
-
-function startedKey(auth: VaultAuth, limits: Pick<AuthLimits, "timeoutMs" | "region">): string {
-  return JSON.stringify([auth, limits.timeoutMs, limits.region ?? null]);
-}
-
-/**
- * Starts authenticating with an instance principal now, before the run needs it: its IMDS
- * reads and federation round trip (over 50 ms) then overlap loading the rest of the program,
- * the map and the state instead of following them. The next `openVault` with the same options
- * takes it ({@linkcode takeStartedAuthentication}); a run that ends before it fetches anything
- * never reports its outcome. Other modes have no round trip to save and are not started.
- */
-export function startAuthentication(
-  auth: VaultAuth,
-  limits: Pick<AuthLimits, "timeoutMs" | "region">,
-): void {
-  if (auth.mode !== "instance_principal") return;
-  discard(started);
-  const authenticated = authenticate(auth, { timeoutMs: limits.timeoutMs, region: limits.region });
-  authenticated.catch(() => {
-    // Deliberately ignored here: the openVault that takes it reports the failure.
-  });
-  started = { key: startedKey(auth, limits), authenticated };
-}
-
-/**
- * The authentication {@linkcode startAuthentication} started with these same options, handed
- * out once; `undefined` when none was, or with other options (that one is dropped).
- */
-export function takeStartedAuthentication(
-  auth: VaultAuth,
-  limits: Pick<AuthLimits, "timeoutMs" | "region">,
-): Promise<Authenticated> | undefined {
-  const taken = started;
-  started = undefined;
-  if (taken?.key === startedKey(auth, limits)) return taken.authenticated;
-  discard(taken);
-  return undefined;
-}
-
-function discard(taken: typeof started): void {
-  taken?.authenticated.then((a) => a.dispose(), () => {});
-}
-
 /**
  * Builds the provider. For instance principals it also obtains the session token, once, here,
  * so that many concurrent first requests share it. Throws `VaultError` (secretId "") on failure.

@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { Aborted, raceAbort } from "./abort.ts";
-import { authenticate, type Authenticated, regionId, takeStartedAuthentication } from "./auth.ts";
+import { authenticate, regionId } from "./auth.ts";
 import { describe } from "./describe.ts";
 import { VaultError } from "./error.ts";
 import { bundleRequest, fetchBundle, type FetchContext, queryOf, type Selector } from "./fetch.ts";
@@ -82,12 +81,15 @@ export async function openVault(opts: VaultOptions): Promise<SecretSource> {
     });
   }
 
-  // `sync` started authenticating while the run loaded (auth.ts); else it starts here, with the
-  // session key pair started at start-up, if any (session_key.ts). The SDK is loaded only by
-  // the modes and regions that need it (see auth.ts, region.ts).
-  const started = takeStartedAuthentication(opts.auth, { timeoutMs, region: opts.region });
-  const auth = started ? await untilDeadline(started, deadline) : await authenticate(opts.auth, {
-    sessionKeys: mode === "instance_principal" ? takeSessionKeyPair() : undefined,
+  // The session key pair (instance principal) is generated off the main thread while IMDS
+  // answers, rather than after; `sync` starts it even earlier (session_key.ts).
+  const sessionKeys = mode === "instance_principal" ? takeSessionKeyPair() : undefined;
+  sessionKeys?.catch(() => {
+    // Deliberately ignored here: authenticate() awaits it and reports the failure.
+  });
+  // The SDK is loaded only by the modes and regions that need it (see auth.ts, region.ts).
+  const auth = await authenticate(opts.auth, {
+    sessionKeys,
     timeoutMs,
     signal: deadline,
     region: opts.region,
@@ -209,22 +211,4 @@ function positiveInt(name: string, v: number): number {
     throw new RangeError(`Invalid ${name} ${v}: expected a positive integer`);
   }
   return v;
-}
-
-/** An authentication started before this run's deadline existed, bounded by it. */
-async function untilDeadline(
-  started: Promise<Authenticated>,
-  deadline: AbortSignal | undefined,
-): Promise<Authenticated> {
-  if (!deadline) return await started;
-  try {
-    return await raceAbort(started, deadline);
-  } catch (e) {
-    if (!(e instanceof Aborted)) throw e;
-    started.then((auth) => auth.dispose(), () => {});
-    throw new VaultError("Cannot open the vault: run deadline reached during authentication", {
-      secretId: "",
-      retryable: true,
-    });
-  }
 }

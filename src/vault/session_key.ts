@@ -33,10 +33,10 @@ export async function generateSessionKeyPair(): Promise<PemKeyPair> {
 let early: { pair: Promise<PemKeyPair>; release(): void } | undefined;
 
 /**
- * Generates the session key pair now, first thing in a run that will authenticate with an
- * instance principal: nothing that run does on the network can start before the pair exists,
- * so it comes before loading the program (see auth.ts's `startAuthentication`). The next
- * {@linkcode takeSessionKeyPair} gets it; the pair lives only in this process's memory.
+ * Starts generating the session key pair now, first thing in a run that will authenticate with
+ * an instance principal, so that the generation (~40 ms on the key's own thread) overlaps
+ * loading the rest of the program and the map. The next {@linkcode takeSessionKeyPair} gets it;
+ * the pair lives only in this process's memory.
  */
 export function startSessionKeyPair(): void {
   if (early) return;
