@@ -14,7 +14,7 @@ import type { RunOptions } from "../run.ts";
 import { DEFAULT_STATE_DIR } from "../state.ts";
 import { AUTH_MODES, type VaultAuth } from "../vault/types.ts";
 // Directly, not through vault/mod.ts: this module must stay light (see runSync).
-import { startSessionKeyPair } from "../vault/session_key.ts";
+import { dropSessionKeyPair, startSessionKeyPair } from "../vault/session_key.ts";
 import { loadSdk } from "../vault/sdk.ts";
 import { rootOption, rootsSchema, validateOptions } from "./usage.ts";
 import { parseDuration } from "../duration.ts";
@@ -219,29 +219,39 @@ export async function runSync(options: SyncOptions): Promise<number> {
   // this covers any other caller), and the SDK (for the modes that read an OCI config file)
   // starts loading, while the run's modules and the map load: the run layer is imported only
   // after both have started. Instance and resource principals need no SDK.
+  // Not the authentication itself: a run with nothing to fetch, refused, or waiting for the lock
+  // contacts no one (only this process's key pair is made ahead).
   if (options.auth.mode === "instance_principal") startSessionKeyPair();
   if (options.auth.mode === "api_key" || options.auth.mode === "security_token") {
     loadSdk().catch(() => {
       // Deliberately ignored here: openVault loads it again and reports the failure.
     });
   }
-  const { run } = await import("../run.ts");
-  const log = createLogger({ json: options.json });
-  const metricsFile = options.dryRun ? undefined : options.metricsFile;
-  if (metricsFile) {
-    const denied = accessProblems({ write: [metricsFile] });
-    for (const message of denied) log.log("error", "metrics", message, { event: "not_permitted" });
-    if (denied.length > 0) return 2;
+  try {
+    const { run } = await import("../run.ts");
+    const log = createLogger({ json: options.json });
+    const metricsFile = options.dryRun ? undefined : options.metricsFile;
+    if (metricsFile) {
+      const denied = accessProblems({ write: [metricsFile] });
+      for (const message of denied) {
+        log.log("error", "metrics", message, { event: "not_permitted" });
+      }
+      if (denied.length > 0) return 2;
+    }
+    const startedAtMs = Date.now();
+    const result = await run(options, { log });
+    if (metricsFile) {
+      await writeRunMetricsLogged(metricsFile, log, {
+        ...result,
+        startedAtMs,
+        endedAtMs: Date.now(),
+        stateDir: options.stateDir,
+      });
+    }
+    return result.code;
+  } finally {
+    // A pair that no vault took (nothing to fetch, a refused run) is let go: its worker would
+    // keep a process that does not call Deno.exit alive.
+    dropSessionKeyPair();
   }
-  const startedAtMs = Date.now();
-  const result = await run(options, { log });
-  if (metricsFile) {
-    await writeRunMetricsLogged(metricsFile, log, {
-      ...result,
-      startedAtMs,
-      endedAtMs: Date.now(),
-      stateDir: options.stateDir,
-    });
-  }
-  return result.code;
 }

@@ -28,7 +28,7 @@ import {
 } from "./region.ts";
 import { loadSdk, type Sdk } from "./sdk.ts";
 import { readResourcePrincipal, readSecurityToken, RP_ENV, sessionProvider } from "./session.ts";
-import { holdKeyWorker } from "./key_worker.ts";
+import { forgetKey, holdKeyWorker } from "./key_worker.ts";
 import { generateSessionKeyPair, type PemKeyPair, takeSessionKeyPair } from "./session_key.ts";
 import type { VaultAuth } from "./types.ts";
 
@@ -206,11 +206,18 @@ async function instancePrincipal(
   authEndpoint: string | undefined,
   limits: AuthLimits,
 ): Promise<Authenticated> {
-  // The session keys' thread runs while this principal may sign (key_worker.ts).
-  const release = holdKeyWorker();
+  // The session keys' thread runs while this principal may sign (key_worker.ts); its keys are
+  // dropped with it.
+  const hold = holdKeyWorker();
+  const pairs: Promise<PemKeyPair>[] = [];
+  const release = () => {
+    hold();
+    for (const pair of pairs) pair.then((p) => forgetKey(p.getPrivate()), () => {});
+  };
   try {
     const sdk = () => limits.sdk ? Promise.resolve(limits.sdk) : loadSdk();
     const first = limits.sessionKeys ?? takeSessionKeyPair();
+    pairs.push(first);
     first.catch(() => {
       // Deliberately ignored here: the first federation awaits it and reports the failure.
     });
@@ -220,7 +227,12 @@ async function instancePrincipal(
       timeoutMs: limits.timeoutMs,
       signal: limits.signal,
       // The first pair was started early (session_key.ts); each refresh makes a new one.
-      sessionKeys: () => keys++ === 0 ? first : generateSessionKeyPair(),
+      sessionKeys: () => {
+        if (keys++ === 0) return first;
+        const pair = generateSessionKeyPair();
+        pairs.push(pair);
+        return pair;
+      },
     };
 
     // IMDS: the identity and, without a configured federation endpoint, the region, at once.

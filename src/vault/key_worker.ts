@@ -42,7 +42,8 @@ export interface PemPair {
 type Ask =
   | { op: "generate" }
   | { op: "load"; pkcs8: Uint8Array }
-  | { op: "sign"; key: number; digest: Uint8Array };
+  | { op: "sign"; key: number; digest: Uint8Array }
+  | { op: "forget"; key: number };
 type Request = Ask & { id: number };
 
 type Reply =
@@ -79,6 +80,9 @@ function workerProgram(rsa: Rsa, scope: WorkerScope): void {
         if (!key) throw new Error("not an RSA key of more than two primes");
         keys.set(next, key);
         scope.postMessage({ id: request.id, ok: true, key: next++ });
+      } else if (request.op === "forget") {
+        keys.delete(request.key);
+        scope.postMessage({ id: request.id, ok: true });
       } else {
         const key = keys.get(request.key);
         if (!key) throw new Error("no such key");
@@ -175,9 +179,28 @@ export function holdKeyWorker(): () => void {
   };
 }
 
+/** How many private keys the worker holds now (for tests and diagnostics). */
+export function keysHeld(): number {
+  return handles.size;
+}
+
 /** Ends the worker now (keys are loaded again from their PEM if used later). */
 export function stopKeyWorker(): void {
   stop(new Error("The session key's worker was stopped"));
+}
+
+/**
+ * Drops a key that nobody signs with any more (its session ended), here and in the worker: a
+ * worker that never stops (`watch` holds it from one connection to the next) would otherwise
+ * keep every session key it ever made. A later use loads it again from its PEM.
+ */
+export function forgetKey(privatePem: string): void {
+  const handle = handles.get(privatePem);
+  if (!handle) return;
+  handles.delete(privatePem);
+  handle.then(({ generation: of, key }) => {
+    if (worker && of === generation) call({ op: "forget", key }).catch(() => {});
+  }, () => {});
 }
 
 /** Generates an RSA-2048 key pair of three primes, e = 65537, in the worker. */

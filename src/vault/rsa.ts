@@ -249,7 +249,8 @@ export function rsaFunctions(): Rsa {
     for (;;) {
       const primes: bigint[] = [];
       for (const size of sizes) {
-        // Each prime ≥ 2^(size−1) · 2^(2/primeCount): the product then has exactly `bits` bits.
+        // Each prime ≥ 2^(size−1) · 2^((primeCount−1)/primeCount): the product then has exactly
+        // `bits` bits (for two primes, 2^(size−½), the usual √2 bound).
         const low = lowBound(size, primeCount);
         primes.push(generatePrime(size, low));
       }
@@ -268,8 +269,10 @@ export function rsaFunctions(): Rsa {
   }
 
   function lowBound(size: number, primeCount: number): bigint {
-    // ceil(2^(size−1) · 2^(2/primeCount)) from a 53-bit approximation, rounded up.
-    const factor = 2 ** (2 / primeCount);
+    // ceil(2^(size−1) · 2^((primeCount−1)/primeCount)) from a 53-bit approximation, rounded
+    // up. (Not 2^(2/primeCount), right for three primes only: for two it is 2^size, an empty
+    // range, and the search never ended.)
+    const factor = 2 ** ((primeCount - 1) / primeCount);
     const scaled = BigInt(Math.ceil(factor * 2 ** 52)) + 1n;
     return (scaled << BigInt(size - 1)) >> 52n;
   }

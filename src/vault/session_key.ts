@@ -47,6 +47,16 @@ export function startSessionKeyPair(): void {
 }
 
 /**
+ * Lets go of the pair {@linkcode startSessionKeyPair} started if nobody took it (the run needed
+ * no vault), so that its worker ends.
+ */
+export function dropSessionKeyPair(): void {
+  const dropped = early;
+  early = undefined;
+  dropped?.release();
+}
+
+/**
  * The pair {@linkcode startSessionKeyPair} started (each is handed out once), else a new one.
  * The taker holds the key's worker itself (as an instance principal does, before taking):
  * the start's hold is let go once the taker's synchronous part has run.

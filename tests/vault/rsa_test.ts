@@ -183,3 +183,47 @@ Deno.test("rsaFunctions() is self-contained: its source text alone makes the sam
   assert.deepEqual(fresh.pkcs8Der(key), pkcs8Der(key));
   assert.equal(fresh.multiPrimeKeyOf(pkcs8Der(other))?.n, other.n);
 });
+
+Deno.test("generateRsaKey() makes keys of two and of four primes too, of exactly the size asked", async () => {
+  // In a worker (from the source text, as key_worker.ts runs it), so that a search that never
+  // ends fails the test instead of hanging it.
+  const source = `const rsa = (${rsaFunctions})();
+    onmessage = ({ data: [bits, count, digest] }) => {
+      const key = rsa.generateRsaKey(bits, count);
+      postMessage({ pkcs8: rsa.pkcs8Der(key), bits: key.n.toString(2).length,
+        primes: key.primes.length, signature: rsa.signPkcs1Sha256(key, digest) });
+    };`;
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  type Made = {
+    pkcs8: Uint8Array<ArrayBuffer>;
+    bits: number;
+    primes: number;
+    signature: Uint8Array;
+  };
+  const make = (bits: number, count: number, data: Uint8Array) =>
+    new Promise<Made>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${bits}-bit key in 20 s`)), 20_000);
+      worker.onmessage = ({ data }) => {
+        clearTimeout(timer);
+        resolve(data);
+      };
+      worker.postMessage([bits, count, sha256(data)]);
+    });
+  try {
+    const data = new TextEncoder().encode("two primes");
+    const two = await make(1024, 2, data);
+    assert.deepEqual([two.bits, two.primes], [1024, 2]);
+    // A two-prime key is WebCrypto's own kind: it imports it and makes the same signature.
+    const theirs = await crypto.subtle.importKey("pkcs8", two.pkcs8, ALGORITHM, false, ["sign"]);
+    assert.deepEqual(
+      two.signature,
+      new Uint8Array(await crypto.subtle.sign(ALGORITHM, theirs, data)),
+    );
+    const four = await make(2048, 4, data);
+    assert.deepEqual([four.bits, four.primes], [2048, 4]);
+  } finally {
+    worker.terminate();
+    URL.revokeObjectURL(url);
+  }
+});

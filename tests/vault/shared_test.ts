@@ -3,6 +3,7 @@
  * failure or when the connection is old, and a run abandoned at once when its stop fires.
  */
 import assert from "node:assert/strict";
+import { keysHeld } from "../../src/vault/key_worker.ts";
 import { SharedVault } from "../../src/vault/shared.ts";
 import { startOciStandIn } from "../oci/standin.ts";
 
@@ -95,6 +96,34 @@ Deno.test("SharedVault: upcoming() with nothing to fetch, or after the run stopp
     stopped.close();
     assert.equal(oci.calls.imds, 0, oci.calls.log.join(", "));
     assert.equal(oci.calls.federation, 0);
+  } finally {
+    vault.close();
+    await oci.close();
+  }
+});
+
+Deno.test("SharedVault: reopening the connection again and again does not pile up session keys", async () => {
+  // Each reopen authenticates anew (a new session key) while the next connection already holds
+  // the key's worker, so the worker never stops: the ended session's key must be dropped.
+  const oci = await startOciStandIn();
+  let now = 1_000_000;
+  const vault = new SharedVault({
+    auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
+    endpoint: oci.secretsEndpoint,
+    stage: "CURRENT",
+  }, { runTimeoutMs: 10_000, maxAgeMs: 60_000, now: () => now });
+  try {
+    oci.setSecret(ID, "keys");
+    for (let cycle = 0; cycle < 5; cycle++) {
+      now += 120_000; // older than maxAgeMs: reopened
+      const source = vault.forRun(new AbortController().signal);
+      await source.fetch(ID);
+      source.close();
+      await new Promise((r) => setTimeout(r, 20)); // the previous connection's close settles
+      assert.equal(keysHeld(), 1, `cycle ${cycle}: only the open connection's key`);
+    }
+    assert.equal(oci.calls.federation, 5);
+    assert.equal(oci.calls.rejected, 0, oci.rejections.join("; "));
   } finally {
     vault.close();
     await oci.close();
