@@ -2,9 +2,8 @@
  * The `secretsync` executable's entry point: starts what takes longest, then loads the program.
  *
  * A run with an instance principal cannot make its first request before an RSA-2048 session key
- * pair exists (a random prime search: 60–350 ms here, 165 ms typical). Its generation runs off
- * the main thread, so it starts here, before the command line and its modules load (some 50 ms of
- * start-up), and the rest of start-up overlaps it. Only `sync` and `watch` with the default auth
+ * pair exists (a random prime search: ~40 ms, 20–100, on the key's own worker thread). It starts
+ * here, before the command line and its modules load (some 100 ms of start-up), which overlap it. Only `sync` and `watch` with the default auth
  * mode start it: anything else (help, another command or auth mode) must not pay for a key.
  *
  * @module

@@ -11,8 +11,8 @@
  * primes are found in ~40 ms. The public key is an ordinary 2048-bit RSA key, for OCI a key
  * like any other. Three primes is what OpenSSL allows for a 2048-bit modulus
  * (`ossl_rsa_multip_cap`); the best known attack on such a key is still factoring the modulus
- * (the number field sieve), as on two primes: the elliptic-curve method finds 683-bit
- * factors no faster.
+ * with the number field sieve, as on two primes. The elliptic-curve method, whose cost grows
+ * with the smallest factor, has found factors of under 300 bits, not 683.
  *
  * All of it is made by one self-contained function, {@linkcode rsaFunctions}, so that the session
  * key's worker thread runs the very same code from its source text (see key_worker.ts).
@@ -20,7 +20,8 @@
  * `BigInt` arithmetic is not constant-time, so each signature is blinded (a random `r`,
  * renewed by squaring, as OpenSSL does) and checked against the public key before use, so a
  * fault in the CRT can neither leak a prime nor send a bad signature. Keys given by the user
- * (an API key, a resource principal's) are not made here; they are signed with by WebCrypto.
+ * (an API key, a resource principal's) are not made here; two-prime ones, the usual kind, are
+ * signed with by WebCrypto, and only a multi-prime one (which WebCrypto cannot import) by this.
  *
  * @example
  * ```ts
