@@ -105,6 +105,8 @@ function workerProgram(rsa: Rsa, scope: WorkerScope): void {
 const SOURCE = `"use strict";\n(${workerProgram})((${rsaFunctions})(), globalThis);\n`;
 
 let worker: Worker | undefined;
+/** The worker's source as a `blob:` URL, kept until it ends (it may load after `new Worker`). */
+let workerUrl: string | undefined;
 let nextId = 1;
 const pending = new Map<number, { resolve(reply: Reply): void; reject(error: Error): void }>();
 /** A key's handle in the worker of that generation. */
@@ -121,12 +123,8 @@ let generation = 0;
 function started(): Worker {
   if (worker) return worker;
   generation++;
-  const url = URL.createObjectURL(new Blob([SOURCE], { type: "text/javascript" }));
-  try {
-    worker = new Worker(url, { type: "module", name: "secretsync session key" });
-  } finally {
-    URL.revokeObjectURL(url);
-  }
+  workerUrl = URL.createObjectURL(new Blob([SOURCE], { type: "text/javascript" }));
+  worker = new Worker(workerUrl, { type: "module", name: "secretsync session key" });
   worker.onmessage = ({ data: reply }: MessageEvent<Reply>) => {
     const waiter = pending.get(reply.id);
     pending.delete(reply.id);
@@ -137,6 +135,9 @@ function started(): Worker {
     event.preventDefault();
     stop(new Error(`The session key's worker failed: ${event.message}`));
   };
+  // A reply that cannot be read would leave its caller waiting: fail everything in flight.
+  worker.onmessageerror = () =>
+    stop(new Error("The session key's worker sent an unreadable reply"));
   return worker;
 }
 
@@ -159,6 +160,8 @@ function stopIfIdle(): void {
 function stop(reason: Error): void {
   worker?.terminate();
   worker = undefined;
+  if (workerUrl) URL.revokeObjectURL(workerUrl);
+  workerUrl = undefined;
   handles.clear();
   for (const waiter of pending.values()) waiter.reject(reason);
   pending.clear();

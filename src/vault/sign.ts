@@ -3,11 +3,12 @@
  *
  * The SDK's signer hands a PEM to `http-signature`, which re-parses it with `sshpk` and builds a
  * new key object for every request; that parse costs about as much as the signature itself, and
- * each parsed key holds native memory until the garbage collector runs. Here the key is imported
- * into WebCrypto once (again only when the provider's key changes, e.g. after a session token
- * refresh) and every request is signed with that one `CryptoKey`. WebCrypto signs off the main
- * thread: measured under Deno 2.9 it costs less CPU than `node:crypto` (1.15 vs 1.33 ms per
- * RSA-2048 signature) and leaves the event loop free while it works.
+ * each parsed key holds native memory until the garbage collector runs. Here the key is loaded
+ * once (again only when the provider's key changes, e.g. after a session token refresh) and
+ * every request is signed with it, off the main thread: a key the user gave (API key, resource
+ * principal) with WebCrypto, as one imported `CryptoKey` (under Deno 2.9 less CPU than
+ * `node:crypto`), and the instance principal's session key, three primes, on its own worker
+ * (key_worker.ts: about half the CPU of a WebCrypto signature).
  *
  * What is signed is exactly what the SDK signs (OCI's request-signing scheme): `x-date
  * (request-target) host`, plus `content-type content-length x-content-sha256` for requests with
