@@ -113,19 +113,48 @@ export function rsaFunctions(): Rsa {
     return value === 0n ? 0 : value.toString(2).length;
   }
 
-  /** base^exponent mod modulus, left to right in windows of 5 bits. */
+  /**
+   * base^exponent mod modulus. A short exponent (the public one, 65537) by plain square and
+   * multiply; a long one by sliding windows of up to 5 bits over the odd powers: for a 683-bit
+   * exponent ~812 products instead of ~850 with fixed windows and their 32-entry table.
+   */
   function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
     if (modulus === 1n) return 0n;
-    const W = 5;
-    const table: bigint[] = [1n, ((base % modulus) + modulus) % modulus];
-    for (let i = 2; i < 1 << W; i++) table.push((table[i - 1] * table[1]) % modulus);
+    const b = ((base % modulus) + modulus) % modulus;
     const bits = exponent.toString(2);
-    const first = bits.length % W || W;
-    let result = table[parseInt(bits.slice(0, first), 2)];
-    for (let i = first; i < bits.length; i += W) {
-      for (let k = 0; k < W; k++) result = (result * result) % modulus;
-      const window = parseInt(bits.slice(i, i + W), 2);
-      if (window !== 0) result = (result * table[window]) % modulus;
+    if (bits.length <= 32) {
+      let result = 1n;
+      for (const bit of bits) {
+        result = (result * result) % modulus;
+        if (bit === "1") result = (result * b) % modulus;
+      }
+      return result;
+    }
+    const W = 5;
+    // odd[i] = b^(2i+1)
+    const square = (b * b) % modulus;
+    const odd: bigint[] = [b];
+    for (let i = 1; i < 1 << (W - 1); i++) odd.push((odd[i - 1] * square) % modulus);
+    let result = 1n;
+    let started = false;
+    for (let i = 0; i < bits.length;) {
+      if (bits[i] === "0") {
+        if (started) result = (result * result) % modulus;
+        i++;
+        continue;
+      }
+      // The longest window of at most W bits from i that ends in a 1.
+      let end = Math.min(i + W, bits.length);
+      while (bits[end - 1] === "0") end--;
+      const window = parseInt(bits.slice(i, end), 2);
+      if (started) {
+        for (let k = i; k < end; k++) result = (result * result) % modulus;
+        result = (result * odd[window >> 1]) % modulus;
+      } else {
+        result = odd[window >> 1];
+        started = true;
+      }
+      i = end;
     }
     return result;
   }
