@@ -114,9 +114,11 @@ export function rsaFunctions(): Rsa {
   }
 
   /**
-   * base^exponent mod modulus. A short exponent (the public one, 65537) by plain square and
-   * multiply; a long one by sliding windows of up to 5 bits over the odd powers: for a 683-bit
-   * exponent ~812 products instead of ~850 with fixed windows and their 32-entry table.
+   * base^exponent mod modulus. A long exponent (a private one, a Miller–Rabin one) in fixed
+   * windows of 5 bits, left to right: the same sequence of products for every base, where
+   * sliding windows (~4 % fewer products) would let the pattern of the secret's bits show in
+   * which table entries are read. A short one (the public exponent, 65537, for the check of each
+   * signature) by plain square and multiply: 17 products instead of a 32-entry table first.
    */
   function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
     if (modulus === 1n) return 0n;
@@ -131,30 +133,14 @@ export function rsaFunctions(): Rsa {
       return result;
     }
     const W = 5;
-    // odd[i] = b^(2i+1)
-    const square = (b * b) % modulus;
-    const odd: bigint[] = [b];
-    for (let i = 1; i < 1 << (W - 1); i++) odd.push((odd[i - 1] * square) % modulus);
-    let result = 1n;
-    let started = false;
-    for (let i = 0; i < bits.length;) {
-      if (bits[i] === "0") {
-        if (started) result = (result * result) % modulus;
-        i++;
-        continue;
-      }
-      // The longest window of at most W bits from i that ends in a 1.
-      let end = Math.min(i + W, bits.length);
-      while (bits[end - 1] === "0") end--;
-      const window = parseInt(bits.slice(i, end), 2);
-      if (started) {
-        for (let k = i; k < end; k++) result = (result * result) % modulus;
-        result = (result * odd[window >> 1]) % modulus;
-      } else {
-        result = odd[window >> 1];
-        started = true;
-      }
-      i = end;
+    const table: bigint[] = [1n, b];
+    for (let i = 2; i < 1 << W; i++) table.push((table[i - 1] * b) % modulus);
+    const first = bits.length % W || W;
+    let result = table[parseInt(bits.slice(0, first), 2)];
+    for (let i = first; i < bits.length; i += W) {
+      for (let k = 0; k < W; k++) result = (result * result) % modulus;
+      const window = parseInt(bits.slice(i, i + W), 2);
+      if (window !== 0) result = (result * table[window]) % modulus;
     }
     return result;
   }
