@@ -115,12 +115,15 @@ export function rsaFunctions(): Rsa {
 
   /**
    * base^exponent mod modulus. A long exponent (a private one, a Miller–Rabin one) in fixed
-   * windows of 5 bits, left to right: the same sequence of products for every base, where
-   * sliding windows (~4 % fewer products) would let the pattern of the secret's bits show in
-   * which table entries are read. A short one (the public exponent, 65537, for the check of each
-   * signature) by plain square and multiply: 17 products instead of a 32-entry table first.
+   * windows of 5 bits, left to right: a multiplication after every fifth squaring (but for an
+   * all-zero window), where sliding windows (~4 % fewer products) would place each one by the
+   * secret's bits, a pattern a timing or power trace shows. A short one (the public exponent,
+   * 65537, for the check of each signature) by plain square and multiply: 17 products instead
+   * of a 32-entry table first.
    */
   function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+    // Its binary digits would start with "-": square and multiply would take it as positive.
+    if (exponent < 0n) throw new RangeError("Negative exponent");
     if (modulus === 1n) return 0n;
     const b = ((base % modulus) + modulus) % modulus;
     const bits = exponent.toString(2);

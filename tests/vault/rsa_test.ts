@@ -210,6 +210,9 @@ Deno.test("modPow agrees with a one-bit-at-a-time reference: short and long expo
     );
   }
   assert.equal(modPow(-3n, 3n, 7n), reference(4n, 3n, 7n)); // a negative base, reduced first
+  // A negative exponent is refused, short or long, not taken for its absolute value.
+  assert.throws(() => modPow(3n, -3n, 7n), RangeError);
+  assert.throws(() => modPow(3n, -(2n ** 40n), 7n), RangeError);
 });
 
 Deno.test("rsaFunctions() is self-contained: its source text alone makes the same signatures", () => {
