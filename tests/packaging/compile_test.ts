@@ -7,7 +7,13 @@ import {
   unseenDynamicImports,
 } from "../../scripts/compile.ts";
 import { exportTarget } from "../../scripts/prune.ts";
-import { permissionDifferences, readMetadata, v8FlagDifferences } from "../../scripts/payload.ts";
+import {
+  permissionDifferences,
+  readMetadata,
+  v8FlagDifferences,
+  verifyPayload,
+} from "../../scripts/payload.ts";
+import { UNITS } from "../../src/assets.ts";
 import { COMPILE_FLAGS, PERMISSIONS, REPO_ROOT } from "../../scripts/permissions.ts";
 
 /** A copy of what a build reads, to break on purpose. */
@@ -239,12 +245,39 @@ Deno.test("v8FlagDifferences(): the release V8 flags are read back from what den
       assert.equal(code, 0, new TextDecoder().decode(stderr));
       return readMetadata(await Deno.readFile(output))?.v8_flags;
     };
-    assert.deepEqual(v8FlagDifferences(await baked(v8Flags)), []);
+    const release = await baked(v8Flags);
+    assert.deepEqual(v8FlagDifferences(release), []);
     assert.deepEqual(v8FlagDifferences(await baked([])), [
       "V8 flag --max-semi-space-size=2 is missing",
       "V8 flag --expose-gc is missing",
       "V8 flag --single-threaded-gc is missing",
     ]);
+    // verifyPayload() refuses a binary without them, all else being right.
+    const payload = (v8_flags: unknown) => {
+      const metadata = {
+        argv: [],
+        permissions: {
+          allow_read: [...PERMISSIONS.read],
+          allow_write: [...PERMISSIONS.write],
+          allow_run: [...PERMISSIONS.run],
+          allow_env: [...PERMISSIONS.env],
+          ignore_env: [...PERMISSIONS.ignoreEnv],
+          allow_net: [...PERMISSIONS.net],
+          allow_sys: [...PERMISSIONS.sys],
+          prompt: false,
+        },
+        v8_flags,
+        log_level: "ERROR",
+      };
+      return new TextEncoder().encode(
+        `${Object.values(UNITS).join("")}"abc123"${JSON.stringify(metadata)}`,
+      );
+    };
+    verifyPayload(payload(release), "t", "abc123");
+    assert.throws(
+      () => verifyPayload(payload(["--expose-gc"]), "t", "abc123"),
+      /V8 flag --single-threaded-gc is missing/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
