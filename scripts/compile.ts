@@ -28,7 +28,7 @@
  *    `--check` sets `DENORT_BIN` to a stand-in runtime (denort cannot be downloaded
  *    everywhere): the result is the real payload on a runtime that does not run it, enough
  *    to check the graph, the size and what is baked in.
- * 6. Reads the metadata back out of each binary: the permissions must be exactly
+ * 6. Reads the metadata back out of each binary: the permissions and V8 flags must be those of
  *    {@linkcode COMPILE_FLAGS}, no prompt, and the units and commit must be in the payload;
  *    no pruned path may have come back (the payload is the tree the smoke run ran).
  * 7. `--check`: the payload (binary minus runtime) must stay within the budget.

@@ -1,6 +1,6 @@
 /**
  * Reads back what `deno compile` baked into a binary ({@linkcode verifyPayload}): the
- * compile metadata (permissions, prompt, log level), the systemd units and the stamped
+ * compile metadata (permissions, prompt, log level, V8 flags), the systemd units and the stamped
  * commit. The compiler reports none of it, so `scripts/compile.ts` checks every binary it
  * builds against `src/permissions.ts` and `src/assets.ts`.
  *
@@ -9,20 +9,23 @@
 import { PERMISSIONS, type PermissionSet } from "../src/permissions.ts";
 import { UNITS } from "../src/assets.ts";
 import { BuildError } from "./_util.ts";
+import { COMPILE_FLAGS } from "./permissions.ts";
 
 /** The compile metadata a Deno 2.9 binary carries: the parts checked here. */
 interface CompileMetadata {
   permissions: Record<string, string[] | boolean | null>;
   log_level: string | null;
+  v8_flags?: string[];
 }
 
-/** Checks what is baked into a built binary: permissions, no prompt, units and commit. */
+/** Checks what is baked into a built binary: permissions, no prompt, V8 flags, units, commit. */
 export function verifyPayload(bytes: Uint8Array, target: string, commit: string): void {
   const metadata = readMetadata(bytes);
   if (!metadata) throw new BuildError(`${target}: no compile metadata found in the binary`);
   const problems = permissionDifferences(metadata.permissions, PERMISSIONS);
   if (metadata.permissions.prompt !== false) problems.push("it may prompt for permissions");
   if (metadata.log_level !== "ERROR") problems.push(`log level is ${metadata.log_level}`);
+  problems.push(...v8FlagDifferences(metadata.v8_flags));
   for (const [name, text] of Object.entries(UNITS)) {
     if (indexOf(bytes, new TextEncoder().encode(text)) < 0) {
       problems.push(`the unit ${name} is not in the payload`);
@@ -70,6 +73,20 @@ export function permissionDifferences(
     }
   }
   return problems;
+}
+
+/**
+ * The V8 flags of `flags` (`--v8-flags=a,b`) missing from those baked in, one line each: a
+ * binary without `--expose-gc` would still run, but `watch` would never collect between cycles.
+ */
+export function v8FlagDifferences(
+  baked: unknown,
+  flags: readonly string[] = COMPILE_FLAGS,
+): string[] {
+  const wanted = flags.filter((flag) => flag.startsWith("--v8-flags="))
+    .flatMap((flag) => flag.slice("--v8-flags=".length).split(","));
+  const have = Array.isArray(baked) ? baked : [];
+  return wanted.filter((flag) => !have.includes(flag)).map((flag) => `V8 flag ${flag} is missing`);
 }
 
 /** Finds the compile metadata JSON (`{"argv":[…`) in a binary and parses it. */

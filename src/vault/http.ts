@@ -32,6 +32,32 @@ export interface Signer {
   signHttpRequest(request: HttpRequest): Promise<void>;
 }
 
+/**
+ * A request's headers while they are being signed: the part of `Headers` a signer uses, without
+ * its checks. `fetch` checks every name and value when it builds the request; a `Headers` filled
+ * first checked them twice, and the longest value, the Authorization header with its session
+ * token (over a kilobyte), is checked character by character each time.
+ */
+export class SigningHeaders {
+  #map = new Map<string, string>();
+  has(name: string): boolean {
+    return this.#map.has(name.toLowerCase());
+  }
+  get(name: string): string | null {
+    return this.#map.get(name.toLowerCase()) ?? null;
+  }
+  set(name: string, value: string): void {
+    this.#map.set(name.toLowerCase(), String(value));
+  }
+  forEach(callback: (value: string, name: string) => void): void {
+    this.#map.forEach(callback);
+  }
+  /** The name and value pairs, for `fetch`. */
+  pairs(): [string, string][] {
+    return [...this.#map];
+  }
+}
+
 /** A response, body read. */
 export interface BufferedResponse {
   status: number;
@@ -59,15 +85,17 @@ export async function signedRequest(
   opts: SignedRequestOptions,
 ): Promise<BufferedResponse> {
   const { method } = opts;
-  const headers = new Headers({ "opc-request-id": opts.requestId, accept: "application/json" });
+  const headers = new SigningHeaders();
+  headers.set("opc-request-id", opts.requestId);
+  headers.set("accept", "application/json");
   try {
-    await opts.signer.signHttpRequest({ method, uri, headers } as HttpRequest);
+    await opts.signer.signHttpRequest({ method, uri, headers } as unknown as HttpRequest);
   } catch (e) {
     attempt.signError = e;
     throw e;
   }
   try {
-    const res = await fetch(uri, { method, headers, signal: attempt.signal });
+    const res = await fetch(uri, { method, headers: headers.pairs(), signal: attempt.signal });
     attempt.status = res.status;
     attempt.requestId = res.headers.get("opc-request-id") ?? undefined;
     const body = await readCappedBody(res, opts.maxResponseBytes);

@@ -18,6 +18,7 @@
  */
 import { createHash, createPrivateKey } from "node:crypto";
 import type { AuthenticationDetailsProvider, HttpRequest, RequestSigner } from "oci-common";
+import { SigningHeaders } from "./http.ts";
 import { signsWith, signWith } from "./key_worker.ts";
 
 /**
@@ -76,7 +77,7 @@ export interface PlannedRequest {
 /** A signature made before its request was sent, and the headers it covers. */
 interface Presigned {
   /** The headers the signature covers (x-date, host, body headers), set as they were signed. */
-  headers: Headers;
+  headers: SigningHeaders;
   names: string[];
   /** The private key it was made with; a key refreshed since makes it useless. */
   pem: string;
@@ -185,8 +186,11 @@ export class CachedKeySigner implements RequestSigner {
       this.#signedUpTo < this.#plan.length && this.#signedUpTo < this.#sentUpTo + this.#window
     ) {
       const { method, uri } = this.#plan[this.#signedUpTo++];
-      const headers = new Headers();
-      const { names, text } = signingInput({ method, uri, headers } as HttpRequest, false);
+      const headers = new SigningHeaders();
+      const { names, text } = signingInput(
+        { method, uri, headers } as unknown as HttpRequest,
+        false,
+      );
       const signature = this.#loadedKey().then((key) => sign(key, text));
       // A failed signature is made again when its request is sent (and fails there, reported).
       signature.catch(() => {});
@@ -281,7 +285,15 @@ async function sign(key: LoadedKey, text: string): Promise<string> {
   }
 }
 
+/** A key id as a quoted header parameter takes it: visible ASCII but `"` and `\`. */
+const KEY_ID = /^[!#-[\]-~]+$/;
+
 function authorization(keyId: string, names: string[], signature: string): string {
+  // Checked here so the error does not quote it: fetch's own check would, and a session
+  // token's key id is a credential.
+  if (!KEY_ID.test(keyId)) {
+    throw new Error("the key id has characters an Authorization header cannot carry");
+  }
   return `Signature version="1",keyId="${keyId}",algorithm="rsa-sha256",` +
     `headers="${names.join(" ")}",signature="${signature}"`;
 }

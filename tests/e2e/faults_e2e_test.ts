@@ -205,3 +205,39 @@ Deno.test("instance metadata or federation down: exit 1, nothing written, a clea
     });
   }
 });
+
+Deno.test("a session token an Authorization header cannot carry: no request, no retry, not printed", async (t) => {
+  const b64url = (s: string) =>
+    new TextEncoder().encode(s).toBase64({ alphabet: "base64url", omitPadding: true });
+  // A JWT with a readable expiry, as the client checks, but a first part a header cannot carry
+  // inside keyId="…": Deno's fetch would refuse the line break quoting the token, and a quote or
+  // a space would reach the service.
+  for (const head of ["TOKENHEAD\r\nx-injected: 1", 'TOKENHEAD",x="1', "TOKENHEAD x"]) {
+    await t.step(JSON.stringify(head), async () => {
+      const oci = await startOciStandIn();
+      const ws = await makeWorkspace();
+      try {
+        oci.setSecret(GOOD, secretValue("good"));
+        oci.setSecret(BAD, secretValue("bad"));
+        await ws.writeMap([`${GOOD},${ws.root}/good,0600`, `${BAD},${ws.root}/bad,0600`]);
+        const exp = Math.floor(Date.now() / 1000) + 3600;
+        const token = `${head}.${b64url(JSON.stringify({ exp }))}.c2lnbmF0dXJl`;
+        oci.fault({ path: "federation" }, { body: JSON.stringify({ token }) });
+        const result = await runCli(["sync", ...ws.args(), ...instancePrincipalArgs(oci)]);
+        assert.equal(result.code, 1, result.stderr);
+        const errors = result.stderr.split("\n").filter((l) => l.includes("[ERROR]"));
+        assert.equal(errors.length, 2, result.stderr);
+        for (const line of errors) {
+          assert.match(line, /cannot sign the request: the key id has characters/);
+        }
+        assert.ok(!`${result.stdout}${result.stderr}`.includes("TOKENHEAD"), "token printed");
+        assert.equal(oci.secretCalls(GOOD) + oci.secretCalls(BAD), 0, "a request was sent");
+        assert.equal(oci.calls.federation, 1, "one federation, no refresh loop");
+        assert.deepEqual([...Deno.readDirSync(ws.root)], []);
+      } finally {
+        await ws.cleanup();
+        await oci.close();
+      }
+    });
+  }
+});

@@ -7,8 +7,14 @@ import {
   unseenDynamicImports,
 } from "../../scripts/compile.ts";
 import { exportTarget } from "../../scripts/prune.ts";
-import { permissionDifferences, readMetadata } from "../../scripts/payload.ts";
-import { PERMISSIONS, REPO_ROOT } from "../../scripts/permissions.ts";
+import {
+  permissionDifferences,
+  readMetadata,
+  v8FlagDifferences,
+  verifyPayload,
+} from "../../scripts/payload.ts";
+import { UNITS } from "../../src/assets.ts";
+import { COMPILE_FLAGS, PERMISSIONS, REPO_ROOT } from "../../scripts/permissions.ts";
 
 /** A copy of what a build reads, to break on purpose. */
 async function withRepoCopy(fn: (root: string) => Promise<void>): Promise<void> {
@@ -213,4 +219,66 @@ Deno.test("readMetadata() and permissionDifferences() read back what a binary ca
     "allow_net",
   ]);
   assert.equal(readMetadata(new Uint8Array([1, 2, 3])), undefined);
+});
+
+Deno.test("v8FlagDifferences(): the release V8 flags are read back from what deno compile baked in", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "secretsync-v8-flags-" });
+  try {
+    await Deno.writeTextFile(`${dir}/main.ts`, "console.log(1);\n");
+    const v8Flags = COMPILE_FLAGS.filter((flag) => flag.startsWith("--v8-flags="));
+    assert.equal(v8Flags.length, 1);
+    /** The metadata's V8 flags of a binary compiled with `flags` (on a stand-in runtime). */
+    const baked = async (flags: string[]) => {
+      const output = `${dir}/bin-${flags.length}`;
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "compile",
+          "--quiet",
+          "--no-check",
+          ...flags,
+          `--output=${output}`,
+          `${dir}/main.ts`,
+        ],
+        env: { DENORT_BIN: "/bin/true", NO_COLOR: "1" },
+        stdout: "null",
+      }).output();
+      assert.equal(code, 0, new TextDecoder().decode(stderr));
+      return readMetadata(await Deno.readFile(output))?.v8_flags;
+    };
+    const release = await baked(v8Flags);
+    assert.deepEqual(v8FlagDifferences(release), []);
+    assert.deepEqual(v8FlagDifferences(await baked([])), [
+      "V8 flag --max-semi-space-size=2 is missing",
+      "V8 flag --expose-gc is missing",
+      "V8 flag --single-threaded-gc is missing",
+    ]);
+    // verifyPayload() refuses a binary without them, all else being right.
+    const payload = (v8_flags: unknown) => {
+      const metadata = {
+        argv: [],
+        permissions: {
+          allow_read: [...PERMISSIONS.read],
+          allow_write: [...PERMISSIONS.write],
+          allow_run: [...PERMISSIONS.run],
+          allow_env: [...PERMISSIONS.env],
+          ignore_env: [...PERMISSIONS.ignoreEnv],
+          allow_net: [...PERMISSIONS.net],
+          allow_sys: [...PERMISSIONS.sys],
+          prompt: false,
+        },
+        v8_flags,
+        log_level: "ERROR",
+      };
+      return new TextEncoder().encode(
+        `${Object.values(UNITS).join("")}"abc123"${JSON.stringify(metadata)}`,
+      );
+    };
+    verifyPayload(payload(release), "t", "abc123");
+    assert.throws(
+      () => verifyPayload(payload(["--expose-gc"]), "t", "abc123"),
+      /V8 flag --single-threaded-gc is missing/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -171,6 +171,50 @@ Deno.test("the arithmetic agrees with known values", () => {
   assert.throws(() => keyOf(15n, 3n, 3n, [3n, 7n]), /not the modulus/);
 });
 
+Deno.test("modPow agrees with a one-bit-at-a-time reference: short and long exponents, every window shape", () => {
+  // The reference: right to left, one bit at a time.
+  const reference = (base: bigint, exponent: bigint, modulus: bigint) => {
+    let result = 1n % modulus;
+    let b = ((base % modulus) + modulus) % modulus;
+    for (let e = exponent; e > 0n; e >>= 1n) {
+      if (e & 1n) result = (result * b) % modulus;
+      b = (b * b) % modulus;
+    }
+    return result;
+  };
+  const random = (bits: number) =>
+    BigInt("0x" + crypto.getRandomValues(new Uint8Array(bits / 8)).toHex());
+  const modulus = random(512) | 1n;
+  const exponents = [
+    0n,
+    1n,
+    2n,
+    3n,
+    65537n,
+    2n ** 32n - 1n,
+    2n ** 32n,
+    2n ** 33n + 1n,
+    // Runs of zeros and ones longer than a window, all-zero windows, a short first window.
+    (2n ** 200n - 1n) << 7n,
+    2n ** 300n + 1n,
+    BigInt("0b" + "100001".repeat(40)),
+    BigInt("0b" + "1".repeat(33) + "0".repeat(40) + "10000"),
+  ];
+  for (let i = 0; i < 40; i++) exponents.push(random(8 * (5 + i)));
+  for (const exponent of exponents) {
+    const base = random(512);
+    assert.equal(
+      modPow(base, exponent, modulus),
+      reference(base, exponent, modulus),
+      String(exponent),
+    );
+  }
+  assert.equal(modPow(-3n, 3n, 7n), reference(4n, 3n, 7n)); // a negative base, reduced first
+  // A negative exponent is refused, short or long, not taken for its absolute value.
+  assert.throws(() => modPow(3n, -3n, 7n), RangeError);
+  assert.throws(() => modPow(3n, -(2n ** 40n), 7n), RangeError);
+});
+
 Deno.test("rsaFunctions() is self-contained: its source text alone makes the same signatures", () => {
   // What the session key's worker runs (key_worker.ts): evaluated here with no module scope.
   const fresh = new Function(`"use strict"; return (${rsaFunctions})();`)() as ReturnType<

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import type { HttpRequest } from "oci-common";
+import { SigningHeaders } from "../../src/vault/http.ts";
 import { CachedKeySigner } from "../../src/vault/sign.ts";
 import {
   contentSha256,
@@ -79,6 +80,61 @@ Deno.test("CachedKeySigner signs like the SDK and re-imports the key only when i
     assert(verify(req, b.pub).valid, "signed with the new key");
     assert(!verify(req, a.pub).valid, "not with the old one");
   });
+});
+
+Deno.test("CachedKeySigner refuses a key id a header cannot carry, without quoting it", async () => {
+  const { pem } = keyPair("pkcs8");
+  for (
+    const keyId of ["ST$tok\r\nx-evil: 1", 'ST$tok"x', "ST$tok\\x", "ST$tok en", "ST$tökén", ""]
+  ) {
+    const signer = new CachedKeySigner({
+      keyId: () => Promise.resolve(keyId),
+      privateKeyPem: () => pem,
+    });
+    const req = request("GET", "http://127.0.0.1:9/20190301/secretbundles/ocid1.x");
+    const error = await signer.signHttpRequest(req).then(() => undefined, (e: Error) => e);
+    assert(error, `${JSON.stringify(keyId)} is refused`);
+    assert.match(error.message, /key id has characters an Authorization header cannot carry/);
+    assert(!error.message.includes("tok"), "the key id is not quoted");
+    assert.equal(req.headers.get("authorization"), null);
+  }
+});
+
+Deno.test("SigningHeaders: what the signer sets goes to fetch once, names in any case", async () => {
+  const { pem, pub } = keyPair("pkcs8");
+  const signer = new CachedKeySigner({
+    keyId: () => Promise.resolve("ocid1.tenancy.oc1..t/ocid1.user.oc1..u/aa:bb"),
+    privateKeyPem: () => pem,
+  });
+  const received: Headers[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (r) => {
+    received.push(r.headers);
+    return new Response("{}");
+  });
+  try {
+    const uri = `http://127.0.0.1:${server.addr.port}/20190301/secretbundles/ocid1.x?stage=CURRENT`;
+    const headers = new SigningHeaders();
+    headers.set("Accept", "application/json");
+    const req = { method: "GET", uri, headers } as unknown as HttpRequest;
+    await signer.signHttpRequest(req);
+    assert(verify(req, pub).valid, "signed over the headers it set");
+    assert.equal(headers.get("ACCEPT"), "application/json");
+    assert(headers.has("X-Date") && headers.has("host"));
+    const names = headers.pairs().map(([name]) => name);
+    assert.deepEqual(names.toSorted(), ["accept", "authorization", "host", "x-date"]);
+    // What fetch sends from the pairs verifies at the other end.
+    await (await fetch(uri, { headers: headers.pairs() })).body?.cancel();
+    assert.equal(received.length, 1);
+    const sent = { method: "GET", uri, headers: received[0] } as HttpRequest;
+    assert(verify(sent, pub).valid, "the request as sent verifies");
+    // fetch still checks every value it is given: a bad one is refused and nothing is sent.
+    const bad = new SigningHeaders();
+    bad.set("x-test", "a\r\nb: c");
+    await assert.rejects(() => fetch(uri, { headers: bad.pairs() }), /Invalid header value/);
+    assert.equal(received.length, 1, "the refused request was not sent");
+  } finally {
+    await server.shutdown();
+  }
 });
 
 Deno.test("CachedKeySigner.prepare() fails on a key that is not a key", async () => {
