@@ -192,20 +192,24 @@ Deno.test("unseenDynamicImports() flags computed specifiers only", () => {
   for (const line of bad) assert.equal(unseenDynamicImports("f.ts", line).length, 1, line);
 });
 
+/** The release permissions as `deno compile` writes them into a binary's metadata. */
+function releasePermissions() {
+  return {
+    allow_read: [...PERMISSIONS.read],
+    allow_write: [...PERMISSIONS.write],
+    allow_run: [...PERMISSIONS.run],
+    allow_env: [...PERMISSIONS.env],
+    ignore_env: [...PERMISSIONS.ignoreEnv],
+    allow_net: [...PERMISSIONS.net],
+    allow_sys: [...PERMISSIONS.sys],
+    prompt: false,
+  };
+}
+
 Deno.test("readMetadata() and permissionDifferences() read back what a binary carries", () => {
   const metadata = {
     argv: [],
-    permissions: {
-      allow_read: [...PERMISSIONS.read],
-      allow_write: [...PERMISSIONS.write],
-      allow_run: [...PERMISSIONS.run],
-      allow_env: [...PERMISSIONS.env],
-      ignore_env: [...PERMISSIONS.ignoreEnv],
-      allow_net: [...PERMISSIONS.net],
-      allow_sys: [...PERMISSIONS.sys],
-      deny_read: null,
-      prompt: false,
-    },
+    permissions: { ...releasePermissions(), deny_read: null },
     log_level: "ERROR",
     note: 'a "}" in a string',
   };
@@ -256,16 +260,7 @@ Deno.test("v8FlagDifferences(): the release V8 flags are read back from what den
     const payload = (v8_flags: unknown) => {
       const metadata = {
         argv: [],
-        permissions: {
-          allow_read: [...PERMISSIONS.read],
-          allow_write: [...PERMISSIONS.write],
-          allow_run: [...PERMISSIONS.run],
-          allow_env: [...PERMISSIONS.env],
-          ignore_env: [...PERMISSIONS.ignoreEnv],
-          allow_net: [...PERMISSIONS.net],
-          allow_sys: [...PERMISSIONS.sys],
-          prompt: false,
-        },
+        permissions: releasePermissions(),
         v8_flags,
         log_level: "ERROR",
       };
