@@ -11,7 +11,6 @@
  *
  * @module
  */
-import type { HttpRequest } from "oci-common";
 import { BodyTooLarge, readCappedBody } from "../http_body.ts";
 
 /** What one attempt's request did; filled in by `signedRequest`. */
@@ -27,9 +26,25 @@ export interface Attempt {
   requestId?: string;
 }
 
+/** The part of `Headers` a signer reads and writes: a `Headers` or a {@linkcode SigningHeaders}. */
+export interface HeaderAccess {
+  has(name: string): boolean;
+  get(name: string): string | null;
+  set(name: string, value: string): void;
+  forEach(callback: (value: string, name: string) => void): void;
+}
+
+/** A request to sign: what a signer needs of `oci-common`'s `HttpRequest`. */
+export interface SignableRequest {
+  method: string;
+  uri: string;
+  headers: HeaderAccess;
+  body?: unknown;
+}
+
 /** Signs a request in place (see sign.ts). */
 export interface Signer {
-  signHttpRequest(request: HttpRequest): Promise<void>;
+  signHttpRequest(request: SignableRequest): Promise<void>;
 }
 
 /**
@@ -38,7 +53,7 @@ export interface Signer {
  * first checked them twice, and the longest value, the Authorization header with its session
  * token (over a kilobyte), is checked character by character each time.
  */
-export class SigningHeaders {
+export class SigningHeaders implements HeaderAccess {
   #map = new Map<string, string>();
   has(name: string): boolean {
     return this.#map.has(name.toLowerCase());
@@ -89,7 +104,7 @@ export async function signedRequest(
   headers.set("opc-request-id", opts.requestId);
   headers.set("accept", "application/json");
   try {
-    await opts.signer.signHttpRequest({ method, uri, headers } as unknown as HttpRequest);
+    await opts.signer.signHttpRequest({ method, uri, headers });
   } catch (e) {
     attempt.signError = e;
     throw e;

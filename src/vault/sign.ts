@@ -17,8 +17,8 @@
  * @module
  */
 import { createHash, createPrivateKey } from "node:crypto";
-import type { AuthenticationDetailsProvider, HttpRequest, RequestSigner } from "oci-common";
-import { SigningHeaders } from "./http.ts";
+import type { AuthenticationDetailsProvider, RequestSigner } from "oci-common";
+import { type SignableRequest, SigningHeaders } from "./http.ts";
 import { signsWith, signWith } from "./key_worker.ts";
 
 /**
@@ -147,7 +147,7 @@ export class CachedKeySigner implements RequestSigner {
   }
 
   /** Adds `host`, `x-date` (and body headers) and the Authorization header to `request`. */
-  async signHttpRequest(request: HttpRequest, forceExcludeBody = false): Promise<void> {
+  async signHttpRequest(request: SignableRequest, forceExcludeBody = false): Promise<void> {
     const presigned = this.#takePresigned(request, forceExcludeBody);
     // keyId first: for a session token it may refresh the token and with it the private key.
     const keyId = await this.#key.keyId();
@@ -165,7 +165,7 @@ export class CachedKeySigner implements RequestSigner {
   }
 
   /** The signature made ahead for this request, if it is still good to use. */
-  #takePresigned(request: HttpRequest, forceExcludeBody: boolean): Presigned | undefined {
+  #takePresigned(request: SignableRequest, forceExcludeBody: boolean): Presigned | undefined {
     const key = requestKey(request.method, request.uri);
     const index = this.#planIndex.get(key);
     if (index === undefined) return undefined;
@@ -187,10 +187,7 @@ export class CachedKeySigner implements RequestSigner {
     ) {
       const { method, uri } = this.#plan[this.#signedUpTo++];
       const headers = new SigningHeaders();
-      const { names, text } = signingInput(
-        { method, uri, headers } as unknown as HttpRequest,
-        false,
-      );
+      const { names, text } = signingInput({ method, uri, headers }, false);
       const signature = this.#loadedKey().then((key) => sign(key, text));
       // A failed signature is made again when its request is sent (and fails there, reported).
       signature.catch(() => {});
@@ -227,7 +224,7 @@ function requestKey(method: string, uri: string): string {
  * with a body its type, length and SHA-256) and returns their names and the signing string.
  */
 function signingInput(
-  request: HttpRequest,
+  request: SignableRequest,
   forceExcludeBody: boolean,
 ): { names: string[]; text: string } {
   const url = new URL(request.uri);

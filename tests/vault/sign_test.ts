@@ -115,9 +115,10 @@ Deno.test("SigningHeaders: what the signer sets goes to fetch once, names in any
     const uri = `http://127.0.0.1:${server.addr.port}/20190301/secretbundles/ocid1.x?stage=CURRENT`;
     const headers = new SigningHeaders();
     headers.set("Accept", "application/json");
-    const req = { method: "GET", uri, headers } as unknown as HttpRequest;
+    const req = { method: "GET", uri, headers };
     await signer.signHttpRequest(req);
-    assert(verify(req, pub).valid, "signed over the headers it set");
+    const signed = { method: "GET", uri, headers: new Headers(headers.pairs()) } as HttpRequest;
+    assert(verify(signed, pub).valid, "signed over the headers it set");
     assert.equal(headers.get("ACCEPT"), "application/json");
     assert(headers.has("X-Date") && headers.has("host"));
     const names = headers.pairs().map(([name]) => name);
