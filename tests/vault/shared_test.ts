@@ -5,18 +5,27 @@
 import assert from "node:assert/strict";
 import { keysHeld } from "../../src/vault/key_worker.ts";
 import { SharedVault } from "../../src/vault/shared.ts";
-import { startOciStandIn } from "../oci/standin.ts";
+import { type OciStandIn, startOciStandIn } from "../oci/standin.ts";
 
 const ID = "ocid1.vaultsecret.oc1.iad.sharedtest";
+
+/** The stand-in's vault, by instance principal, at the CURRENT stage. */
+function standInVault(oci: OciStandIn): ConstructorParameters<typeof SharedVault>[0] {
+  return {
+    auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
+    endpoint: oci.secretsEndpoint,
+    stage: "CURRENT",
+  };
+}
 
 Deno.test("SharedVault: one federation for many runs; a failed run or an old connection reopens", async () => {
   const oci = await startOciStandIn();
   let now = 1_000_000;
-  const vault = new SharedVault({
-    auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
-    endpoint: oci.secretsEndpoint,
-    stage: "CURRENT",
-  }, { runTimeoutMs: 10_000, maxAgeMs: 60_000, now: () => now });
+  const vault = new SharedVault(standInVault(oci), {
+    runTimeoutMs: 10_000,
+    maxAgeMs: 60_000,
+    now: () => now,
+  });
   const run = async (stop = new AbortController().signal) => {
     const source = vault.forRun(stop);
     try {
@@ -58,11 +67,7 @@ Deno.test("SharedVault: one federation for many runs; a failed run or an old con
 
 Deno.test("SharedVault: a run's deadline fails its fetches", async () => {
   const oci = await startOciStandIn();
-  const vault = new SharedVault({
-    auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
-    endpoint: oci.secretsEndpoint,
-    stage: "CURRENT",
-  }, { runTimeoutMs: 300 });
+  const vault = new SharedVault(standInVault(oci), { runTimeoutMs: 300 });
   try {
     oci.setSecret(ID, "deadline");
     oci.fault({ secretId: ID }, { hang: true, times: 1 });
@@ -79,11 +84,7 @@ Deno.test("SharedVault: a run's deadline fails its fetches", async () => {
 
 Deno.test("SharedVault: upcoming() with nothing to fetch, or after the run stopped, opens no connection", async () => {
   const oci = await startOciStandIn();
-  const vault = new SharedVault({
-    auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
-    endpoint: oci.secretsEndpoint,
-    stage: "CURRENT",
-  }, { runTimeoutMs: 10_000 });
+  const vault = new SharedVault(standInVault(oci), { runTimeoutMs: 10_000 });
   try {
     const source = vault.forRun(new AbortController().signal);
     source.upcoming?.([], 16);
@@ -107,11 +108,11 @@ Deno.test("SharedVault: reopening the connection again and again does not pile u
   // the key's worker, so the worker never stops: the ended session's key must be dropped.
   const oci = await startOciStandIn();
   let now = 1_000_000;
-  const vault = new SharedVault({
-    auth: { mode: "instance_principal", imdsUrl: oci.imdsUrl, authEndpoint: oci.authEndpoint },
-    endpoint: oci.secretsEndpoint,
-    stage: "CURRENT",
-  }, { runTimeoutMs: 10_000, maxAgeMs: 60_000, now: () => now });
+  const vault = new SharedVault(standInVault(oci), {
+    runTimeoutMs: 10_000,
+    maxAgeMs: 60_000,
+    now: () => now,
+  });
   try {
     oci.setSecret(ID, "keys");
     for (let cycle = 0; cycle < 5; cycle++) {
