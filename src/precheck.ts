@@ -17,6 +17,8 @@ import { mapConcurrent } from "./pool.ts";
 export interface PlannedWrite {
   entry: Entry;
   bytes: Uint8Array;
+  /** The file was found missing a moment ago (by the comparison): it is not looked for again. */
+  absent?: boolean;
 }
 
 /** Options for {@link refusedWrites}. */
@@ -64,7 +66,7 @@ export async function refusedWrites(
   const previousBytes = await mapConcurrent(
     checked,
     READ_CONCURRENCY,
-    (w) => readCurrent(w.entry.path),
+    (w) => w.absent ? Promise.resolve(undefined) : readCurrent(w.entry.path),
   );
   for (const [i, { entry, bytes }] of checked.entries()) {
     const previous = previousBytes[i];

@@ -12,6 +12,7 @@ import { planReloads, type ReloadAction, reloadLabel, targetLabel } from "./plan
 import { mapConcurrent } from "./pool.ts";
 import { expiresWithin, readPem } from "./pem.ts";
 import { readCurrent, refusedWrites } from "./precheck.ts";
+import { RunDirectories } from "./run_dirs.ts";
 import { ValidationError } from "./reload/runtime.ts";
 import { restoreSnapshot, type Snapshot, takeSnapshot } from "./rollback.ts";
 import { errorMessage } from "./text.ts";
@@ -27,7 +28,6 @@ import {
 import {
   adjustAttributes,
   atomicWrite,
-  ensureParent,
   type FileChange,
   fileChange,
   syncDirectory,
@@ -208,6 +208,7 @@ export async function sync(
   // other fetches wait on the network). Decide first, act second: nothing is written before
   // every file's change is known.
   const compared = new Map<Entry, Promise<Comparison>>();
+  const directories = new RunDirectories(selected.map((entry) => entry.path));
   // Only a run that fetches announces it: for watch's shared vault the hint opens the connection
   // (IMDS, federation), which a cycle with nothing to fetch must not do.
   const fetches = new Map([...queries].map(([key, group]) => [key, fetchOf(group)]));
@@ -220,7 +221,9 @@ export async function sync(
         ? await deps.source.fetch(secretId, asked)
         : await deps.source.fetch(secretId);
       fetched.set(key, { bundle });
-      for (const entry of group) compared.set(entry, compareFile(entry, bundle, settings));
+      for (const entry of group) {
+        compared.set(entry, compareFile(entry, bundle, settings, directories));
+      }
     } catch (error) {
       const reason = error instanceof VaultError ? error.reason : messageOf(error);
       fetched.set(key, { error: reason });
@@ -242,7 +245,12 @@ export async function sync(
 
   // The comparisons' outcomes, taken in map order.
   const checks = await Promise.all(selected.map((entry) => compared.get(entry)));
-  const planned: { entry: Entry; bundle: SecretBundle; change: Exclude<FileChange, "none"> }[] = [];
+  const planned: {
+    entry: Entry;
+    bundle: SecretBundle;
+    change: Exclude<FileChange, "none">;
+    absent?: boolean;
+  }[] = [];
   // The bytes of the files found in line already (for the certificate report).
   const alreadyInSync = new Map<Entry, Uint8Array>();
   for (const [i, entry] of selected.entries()) {
@@ -257,7 +265,7 @@ export async function sync(
       const check = checks[i]!;
       if ("error" in check) throw check.error;
       if (check.change !== "none") {
-        planned.push({ entry, bundle: check.bundle, change: check.change });
+        planned.push({ entry, bundle: check.bundle, change: check.change, absent: check.absent });
       } else {
         alreadyInSync.set(entry, check.bundle.bytes);
       }
@@ -273,6 +281,7 @@ export async function sync(
     planned.filter((p) => p.change === "content").map((p) => ({
       entry: p.entry,
       bytes: p.bundle.bytes,
+      absent: p.absent,
     })),
     entries,
     { now, allowExpired: settings.allowExpired ?? false },
@@ -360,7 +369,10 @@ export async function sync(
     planned,
     FILE_CONCURRENCY,
     (p) =>
-      writeChange(p.entry, p.bundle, p.change, settings).then(() => undefined, (error) => error),
+      writeChange(p.entry, p.bundle, p.change, settings, directories).then(
+        () => undefined,
+        (error) => error,
+      ),
   );
   const dirs = new Set(
     planned.filter((p, i) => p.change === "content" && !written[i]).map((p) =>
@@ -587,18 +599,24 @@ function contentOf(entry: Entry, bundle: SecretBundle): SecretBundle {
   return key ? { bytes: selectKey(bundle.bytes, key), version: bundle.version } : bundle;
 }
 
-/** A file compared with its secret: the content it should have and what differs, or why not. */
-type Comparison = { bundle: SecretBundle; change: FileChange } | { error: unknown };
+/**
+ * A file compared with its secret: the content it should have and what differs (and whether the
+ * file is known not to exist), or why not.
+ */
+type Comparison = { bundle: SecretBundle; change: FileChange; absent?: boolean } | {
+  error: unknown;
+};
 
 /** {@linkcode changeOf} as a {@linkcode Comparison}: it never rejects. */
 async function compareFile(
   entry: Entry,
   fetched: SecretBundle,
   settings: SyncSettings,
+  dirs: RunDirectories,
 ): Promise<Comparison> {
   try {
     const bundle = contentOf(entry, fetched);
-    return { bundle, change: await changeOf(entry, bundle, settings) };
+    return { bundle, ...await changeOf(entry, bundle, settings, dirs) };
   } catch (error) {
     return { error };
   }
@@ -609,11 +627,13 @@ async function changeOf(
   entry: Entry,
   bundle: SecretBundle,
   settings: SyncSettings,
-): Promise<FileChange> {
+  dirs: RunDirectories,
+): Promise<{ change: FileChange; absent?: boolean }> {
   const root = rootOf(entry.path, settings.roots);
-  const parentExists = await ensureParent(entry.path, root, { create: false });
-  if (!parentExists) return "content";
-  return await fileChange(entry.path, bundle.bytes, { mode: entry.mode, owner: entry.owner });
+  const parentExists = await dirs.parentReady(entry.path, root, { create: false });
+  if (!parentExists || dirs.knownAbsent(entry.path)) return { change: "content", absent: true };
+  const attributes = { mode: entry.mode, owner: entry.owner };
+  return { change: await fileChange(entry.path, bundle.bytes, attributes) };
 }
 
 /** Writes the file (its directory not yet fsynced), or fixes its mode and owner; dry run: nothing. */
@@ -622,11 +642,12 @@ async function writeChange(
   bundle: SecretBundle,
   change: Exclude<FileChange, "none">,
   settings: SyncSettings,
+  dirs: RunDirectories,
 ): Promise<void> {
   const attributes = { mode: entry.mode, owner: entry.owner };
   if (settings.dryRun) return;
   if (change === "content") {
-    await ensureParent(entry.path, rootOf(entry.path, settings.roots), { create: true });
+    await dirs.parentReady(entry.path, rootOf(entry.path, settings.roots), { create: true });
     await atomicWrite(entry.path, bundle.bytes, attributes, { syncDirectory: false });
   } else {
     // A file with other hard links gets a fresh copy: chmod would change every link.

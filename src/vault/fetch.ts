@@ -121,7 +121,8 @@ function nextRequestId(): string {
 
 async function attemptOnce(ctx: FetchContext, query: SecretQuery): Promise<SecretBundle> {
   const requestId = nextRequestId();
-  const timer = deadlineSignal(ctx.timeoutMs, [ctx.closed, ctx.deadline]);
+  // `stop` is `closed` and `deadline` in one: one listener an attempt instead of two.
+  const timer = deadlineSignal(ctx.timeoutMs, [ctx.stop]);
   const attempt: Attempt = { signal: timer.signal };
   try {
     const { secret } = query;

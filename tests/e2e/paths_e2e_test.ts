@@ -37,6 +37,62 @@ Deno.test("symlinks at or above a target are refused and what they point at is u
   }
 });
 
+Deno.test("with many files in a directory (listed once, checked once) links are still refused", async (t) => {
+  // Past a few files a directory is listed once instead of asking for each file, and each
+  // directory is checked once per run: the planted links must be found all the same.
+  const oci = await startOciStandIn();
+  const ids = Array.from({ length: 8 }, (_, i) => `${ID}many${i}`);
+  const values = ids.map((_, i) => secretValue(`v${i}`));
+  try {
+    ids.forEach((id, i) => oci.setSecret(id, values[i]));
+    await t.step("at targets: a link, a dangling link, a directory; the rest written", async () => {
+      const ws = await makeWorkspace();
+      try {
+        await Deno.mkdir(`${ws.dir}/outside`);
+        await Deno.writeTextFile(`${ws.dir}/outside/victim`, "precious");
+        await Deno.symlink(`${ws.dir}/outside/victim`, `${ws.root}/s1`);
+        await Deno.symlink(`${ws.dir}/outside/nothing`, `${ws.root}/s2`);
+        await Deno.mkdir(`${ws.root}/s3`);
+        await ws.writeMap(ids.map((id, i) => `${id},${ws.root}/s${i},0600`));
+        const result = await runCli(["sync", ...ws.args(), ...instancePrincipalArgs(oci)]);
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(result.stderr, /Refusing to write "[^"]*\/s1": it is a symlink/);
+        assert.match(result.stderr, /Refusing to write "[^"]*\/s2": it is a symlink/);
+        assert.match(result.stderr, /Refusing to write "[^"]*\/s3": it is not a regular file/);
+        assert.equal(await Deno.readTextFile(`${ws.dir}/outside/victim`), "precious");
+        await assert.rejects(Deno.lstat(`${ws.dir}/outside/nothing`), Deno.errors.NotFound);
+        for (const i of [0, 4, 5, 6, 7]) {
+          assert.equal(await Deno.readTextFile(`${ws.root}/s${i}`), values[i]);
+        }
+      } finally {
+        await ws.cleanup();
+      }
+    });
+    await t.step(
+      "a linked directory: every file in it refused, nothing written through it",
+      async () => {
+        const ws = await makeWorkspace();
+        try {
+          await Deno.mkdir(`${ws.dir}/outside`);
+          await Deno.symlink(`${ws.dir}/outside`, `${ws.root}/sub`);
+          await ws.writeMap(ids.map((id, i) => `${id},${ws.root}/sub/s${i},0600`));
+          const result = await runCli(["sync", ...ws.args(), ...instancePrincipalArgs(oci)]);
+          assert.equal(result.code, 1, result.stderr);
+          const refusals = result.stderr.match(
+            /Refusing to write "[^"]*": "[^"]*\/sub" is a symlink/g,
+          );
+          assert.equal(refusals?.length, ids.length, result.stderr);
+          assert.deepEqual([...Deno.readDirSync(`${ws.dir}/outside`)], []);
+        } finally {
+          await ws.cleanup();
+        }
+      },
+    );
+  } finally {
+    await oci.close();
+  }
+});
+
 Deno.test("an unusable root is a usage error (exit 2) and nothing is fetched", async (t) => {
   const oci = await startOciStandIn();
   try {

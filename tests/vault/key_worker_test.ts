@@ -4,13 +4,15 @@
  */
 import assert from "node:assert/strict";
 import {
+  forgetKey,
   generateKeyPair,
   holdKeyWorker,
+  keysHeld,
   signsWith,
   signWith,
   stopKeyWorker,
 } from "../../src/vault/key_worker.ts";
-import { generateRsaKey, pkcs8Der } from "../../src/vault/rsa.ts";
+import { generateRsaKey, pkcs8Der, spkiDer } from "../../src/vault/rsa.ts";
 
 const ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
 const pem = (label: string, der: Uint8Array) =>
@@ -58,6 +60,76 @@ Deno.test("a key made in the worker signs there; WebCrypto verifies and OpenSSL 
       stdout: "piped",
     }).output();
     assert.equal(new Uint8Array(theirs.stdout).toBase64(), signatures[0]);
+  } finally {
+    stopKeyWorker();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("more requests than the ring holds, with keys loaded and forgotten among them, each get their own answer", async () => {
+  // Requests go to the worker through a ring of 64 slots in shared memory; loads and forgets are
+  // messages between them. 300 at once overflow the ring (the rest wait on this thread), and the
+  // answers arrive in order: a mix-up would show as a signature that verifies the wrong text.
+  const release = holdKeyWorker();
+  try {
+    const pair = await generateKeyPair();
+    const foreignKey = generateRsaKey();
+    const foreign = pem("PRIVATE KEY", pkcs8Der(foreignKey));
+    const verifyOurs = await verifier(pair.publicPem);
+    const verifyForeign = await verifier(pem("PUBLIC KEY", spkiDer(foreignKey)));
+    const asked: { text: string; foreign: boolean; signature: Promise<string> }[] = [];
+    for (let i = 0; i < 300; i++) {
+      const text = `date: now\n(request-target): get /secret/${i}`;
+      // Every 50th a foreign key: loaded (a message) after signatures queued before it, then
+      // forgotten, so the next use loads it again.
+      const useForeign = i % 50 === 25;
+      asked.push({
+        text,
+        foreign: useForeign,
+        signature: signWith(useForeign ? foreign : pair.privatePem, text),
+      });
+      if (useForeign) forgetKey(foreign);
+    }
+    for (const [i, { text, foreign, signature }] of asked.entries()) {
+      const verify = foreign ? verifyForeign : verifyOurs;
+      assert(await verify(await signature, text), `request ${i}`);
+      assert(!await verify(await signature, asked[(i + 1) % asked.length].text), `request ${i}`);
+    }
+    // The foreign key was let go each time; only the generated one is held.
+    assert.equal(keysHeld(), 1);
+  } finally {
+    release();
+    stopKeyWorker();
+  }
+});
+
+Deno.test("a signature longer than a slot (a key of over 4096 bits) comes back whole", async () => {
+  // WebCrypto here stops at 4096 bits: OpenSSL verifies.
+  const key = generateRsaKey(4104, 3);
+  const dir = await Deno.makeTempDir();
+  try {
+    const signature = await signWith(pem("PRIVATE KEY", pkcs8Der(key)), "a long one");
+    assert.equal(Uint8Array.fromBase64(signature).length, 513);
+    await Deno.writeTextFile(`${dir}/public.pem`, pem("PUBLIC KEY", spkiDer(key)));
+    await Deno.writeFile(`${dir}/signature`, Uint8Array.fromBase64(signature));
+    for (const [text, verifies] of [["a long one", true], ["another", false]] as const) {
+      await Deno.writeTextFile(`${dir}/data`, text);
+      const check = await new Deno.Command("openssl", {
+        args: [
+          "dgst",
+          "-sha256",
+          "-verify",
+          `${dir}/public.pem`,
+          "-signature",
+          `${dir}/signature`,
+          `${dir}/data`,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(check.code === 0, verifies, new TextDecoder().decode(check.stdout));
+    }
   } finally {
     stopKeyWorker();
     await Deno.remove(dir, { recursive: true });
