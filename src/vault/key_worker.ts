@@ -140,8 +140,11 @@ function workerProgram(rsa: Rsa, scope: WorkerScope, ring: Ring): void {
   /** Signs what the ring holds, in order, until a slot says a message is next (or the end). */
   function serve(words: Int32Array, bytes: Uint8Array): void {
     for (;;) {
+      // `posted` before `stop`: a stop set after this look at it also moves `posted` (see
+      // `stop()` on the main thread), so the wait below cannot sleep through its notify.
+      const posted = Atomics.load(words, ring.posted);
       if (Atomics.load(words, ring.stop) !== 0) return;
-      if (Atomics.load(words, ring.posted) === taken) {
+      if (posted === taken) {
         // The timeout only bounds the wait: terminate() does not interrupt Atomics.wait, so a
         // worker ended without `stop` set would keep its process alive until it returns.
         Atomics.wait(words, ring.posted, taken, 1000);
@@ -203,6 +206,10 @@ let ring: {
   /** Slots to write once the ring has room, in order. */
   waiting: { id: number; op: number; key: number; digest?: Uint8Array }[];
 } | undefined;
+/**
+ * The next request's id. It travels in an Int32 slot of the ring, so it stays an int32 here too
+ * (see {@linkcode call}): past 2^31 the slot's copy and the pending map's key would differ.
+ */
 let nextId = 1;
 const pending = new Map<number, { resolve(reply: Answer): void; reject(error: Error): void }>();
 /** A key's handle in the worker of that generation. */
@@ -292,7 +299,8 @@ function call(request: Ask): Promise<Answer & { ok: true }> {
   if (request.op === "sign" && request.digest.length !== 32) {
     return Promise.reject(new RangeError("A SHA-256 digest has 32 bytes"));
   }
-  const id = nextId++;
+  const id = nextId;
+  nextId = (nextId + 1) | 0;
   const target = started();
   return new Promise((resolve, reject) => {
     pending.set(id, {
@@ -315,8 +323,11 @@ function stopIfIdle(): void {
 
 function stop(reason: Error): void {
   if (ring) {
-    // Out of Atomics.wait first: terminate() alone would leave the thread blocked there.
+    // Out of Atomics.wait first: terminate() alone would leave the thread blocked there. A
+    // worker between its look at `stop` and its wait would miss the notify; moving `posted`
+    // makes that wait return at once (the worker looks at `stop` before taking a slot).
     Atomics.store(ring.words, RING.stop, 1);
+    Atomics.add(ring.words, RING.posted, 1);
     Atomics.notify(ring.words, RING.posted);
   }
   worker?.terminate();
@@ -342,6 +353,14 @@ export function holdKeyWorker(): () => void {
     holders--;
     stopIfIdle();
   };
+}
+
+/**
+ * Sets the id of the next request (for tests: ids are int32 and wrap past 2^31, which no test
+ * reaches by asking).
+ */
+export function setNextRequestId(id: number): void {
+  nextId = id | 0;
 }
 
 /** How many private keys the worker holds now (for tests and diagnostics). */

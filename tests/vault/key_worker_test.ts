@@ -8,6 +8,7 @@ import {
   generateKeyPair,
   holdKeyWorker,
   keysHeld,
+  setNextRequestId,
   signsWith,
   signWith,
   stopKeyWorker,
@@ -224,5 +225,32 @@ Deno.test("the worker ends with its last holder: a process that used it exits by
   } finally {
     b();
     stopKeyWorker();
+  }
+});
+
+Deno.test("request ids past 2^31 (they wrap in the ring's Int32 slots) still get their answers", async () => {
+  // An id travels in an Int32 slot; a reply matched to a pending request by the JS number would
+  // miss once the id passes 2^31: the caller would wait forever and the worker never end.
+  const release = holdKeyWorker();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    setNextRequestId(2 ** 31 - 3);
+    const pair = await generateKeyPair(); // a message and its marker slot
+    const verify = await verifier(pair.publicPem);
+    const texts = Array.from({ length: 8 }, (_, i) => `date: now\n(request-target): get /${i}`);
+    const signed = Promise.all(texts.map((t) => signWith(pair.privatePem, t)));
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no answer within 10 s")), 10_000);
+    });
+    const signatures = await Promise.race([signed, late]);
+    for (const [i, signature] of signatures.entries()) assert(await verify(signature, texts[i]));
+    // A message past the wrap too: a key loaded and forgotten.
+    const foreign = pem("PRIVATE KEY", pkcs8Der(generateRsaKey()));
+    assert(await Promise.race([signsWith(foreign), late]));
+  } finally {
+    clearTimeout(timer);
+    release();
+    stopKeyWorker();
+    setNextRequestId(1);
   }
 });
