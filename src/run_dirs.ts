@@ -51,17 +51,23 @@ export class RunDirectories {
 
   /**
    * `ensureParent(path, root, { create })`, asked once per directory and `create` in this run:
-   * later files get the first one's answer (or its error).
+   * later files get the first one's answer. A refusal is not shared: its message names the
+   * file it was asked for, so each later file asks again and is refused in its own name.
    * @returns whether the parent directory exists
    */
-  parentReady(path: string, root: string, options: { create: boolean }): Promise<boolean> {
+  async parentReady(path: string, root: string, options: { create: boolean }): Promise<boolean> {
     const key = `${options.create ? "create" : "look"}\0${root}\0${dirname(path)}`;
-    let checked = this.#checked.get(key);
+    const checked = this.#checked.get(key);
     if (!checked) {
-      checked = ensureParent(path, root, options);
-      this.#checked.set(key, checked);
+      const first = ensureParent(path, root, options);
+      this.#checked.set(key, first);
+      return await first;
     }
-    return checked;
+    try {
+      return await checked;
+    } catch {
+      return await ensureParent(path, root, options);
+    }
   }
 
   /**

@@ -65,11 +65,28 @@ Deno.test("parentReady(): each directory is checked once per run, and its refusa
 
     const next = new RunDirectories([`${root}/sub/a`, `${root}/sub/b`]);
     for (const file of ["a", "b"]) {
+      // Each file's refusal names that file (not the first one the directory was checked for).
       await assert.rejects(
         next.parentReady(`${root}/sub/${file}`, root, { create: true }),
-        (e) => e instanceof UnsafePathError && /"[^"]*\/sub" is a symlink/.test(e.message),
+        (e) =>
+          e instanceof UnsafePathError &&
+          e.message === `Refusing to write "${root}/sub/${file}": "${root}/sub" is a symlink`,
       );
     }
+    // At once too (as the writes ask): each waits for the check and still gets its own refusal.
+    const together = new RunDirectories([`${root}/sub/c`, `${root}/sub/d`]);
+    const refusals = await Promise.all(
+      ["c", "d"].map((file) =>
+        together.parentReady(`${root}/sub/${file}`, root, { create: false }).then(
+          () => "",
+          (e: Error) => e.message,
+        )
+      ),
+    );
+    assert.deepEqual(refusals, [
+      `Refusing to write "${root}/sub/c": "${root}/sub" is a symlink`,
+      `Refusing to write "${root}/sub/d": "${root}/sub" is a symlink`,
+    ]);
     // A missing directory is made once, by the first write that needs it.
     const made = new RunDirectories([`${root}/new/a`, `${root}/new/b`]);
     assert.equal(await made.parentReady(`${root}/new/a`, root, { create: false }), false);

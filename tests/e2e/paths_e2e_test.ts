@@ -82,6 +82,13 @@ Deno.test("with many files in a directory (listed once, checked once) links are 
             /Refusing to write "[^"]*": "[^"]*\/sub" is a symlink/g,
           );
           assert.equal(refusals?.length, ids.length, result.stderr);
+          // Each file's line names that file, though its directory was checked once.
+          for (const i of ids.keys()) {
+            assert.match(
+              result.stderr,
+              new RegExp(`Cannot write [^\n]*/sub/s${i} [^\n]*Refusing to write "[^"]*/sub/s${i}"`),
+            );
+          }
           assert.deepEqual([...Deno.readDirSync(`${ws.dir}/outside`)], []);
         } finally {
           await ws.cleanup();
