@@ -235,8 +235,12 @@ function started(): Worker {
     answered: 0,
     waiting: [],
   };
-  worker = new Worker(workerUrl, { type: "module", name: "secretsync session key" });
-  worker.onmessage = ({ data }: MessageEvent<Reply>) => {
+  const current = new Worker(workerUrl, { type: "module", name: "secretsync session key" });
+  worker = current;
+  // A stopped worker's late event must not touch its successor's ring: answers are matched to
+  // slots by their order, so one stray answer would put every later one out of step.
+  current.onmessage = ({ data }: MessageEvent<Reply>) => {
+    if (worker !== current) return;
     const reply = answerOf(data);
     if (!reply) {
       stop(new Error("The session key's worker answered out of order"));
@@ -248,15 +252,16 @@ function started(): Worker {
     writeWaiting();
     stopIfIdle();
   };
-  worker.onerror = (event) => {
+  current.onerror = (event) => {
     event.preventDefault();
-    stop(new Error(`The session key's worker failed: ${event.message}`));
+    if (worker === current) stop(new Error(`The session key's worker failed: ${event.message}`));
   };
   // A reply that cannot be read would leave its caller waiting: fail everything in flight.
-  worker.onmessageerror = () =>
-    stop(new Error("The session key's worker sent an unreadable reply"));
-  worker.postMessage({ op: "attach", buffer } satisfies Message);
-  return worker;
+  current.onmessageerror = () => {
+    if (worker === current) stop(new Error("The session key's worker sent an unreadable reply"));
+  };
+  current.postMessage({ op: "attach", buffer } satisfies Message);
+  return current;
 }
 
 /** The answer to the oldest slot, or undefined if it does not fit that slot. */
