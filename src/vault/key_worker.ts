@@ -264,10 +264,15 @@ function started(): Worker {
   return current;
 }
 
+/** The byte offset of the slot that request number `count` (wrapping) takes. */
+function slotAt(count: number): number {
+  return RING.headerBytes + (count & (RING.slots - 1)) * RING.slotBytes;
+}
+
 /** The answer to the oldest slot, or undefined if it does not fit that slot. */
 function answerOf(data: Reply): Answer | undefined {
   if (!ring) return undefined;
-  const at = RING.headerBytes + (ring.answered & (RING.slots - 1)) * RING.slotBytes;
+  const at = slotAt(ring.answered);
   ring.answered = (ring.answered + 1) | 0;
   const field = at / 4;
   const id = typeof data === "number" ? data : data.id;
@@ -284,7 +289,7 @@ function writeWaiting(): void {
   let wrote = false;
   while (ring.waiting.length > 0 && ((ring.posted - ring.answered) | 0) < RING.slots) {
     const slot = ring.waiting.shift()!;
-    const at = RING.headerBytes + (ring.posted & (RING.slots - 1)) * RING.slotBytes;
+    const at = slotAt(ring.posted);
     const field = at / 4;
     ring.words[field + RING.id] = slot.id;
     ring.words[field + RING.op] = slot.op;
