@@ -79,9 +79,15 @@ export interface CliOptions {
   paths?: readonly string[];
   /**
    * Environment of the CLI, on top of this process's (or instead, with `clearEnv`).
-   * `NO_COLOR=1` is set unless given here.
+   * `NO_COLOR=1` and `DENO_NO_UPDATE_CHECK=1` are set unless given here: `deno run` otherwise
+   * looks up dl.deno.land once a process has lived half a second (a compiled binary never does).
    */
   env?: Record<string, string>;
+  /**
+   * A program (and its arguments) to run `deno` under, e.g. `["strace", "-f", …]`.
+   * @default none: `deno` itself
+   */
+  prefix?: readonly string[];
   /** @default false */
   clearEnv?: boolean;
   /** @default "null" */
@@ -112,8 +118,10 @@ export function cliCommand(args: readonly string[], options: CliOptions = {}): D
     read: [...PERMISSIONS.read, ...paths],
     write: [...PERMISSIONS.write, ...paths],
   };
-  return new Deno.Command(Deno.execPath(), {
+  const [program, ...before] = [...(options.prefix ?? []), Deno.execPath()];
+  return new Deno.Command(program, {
     args: [
+      ...before,
       "run",
       `--config=${REPO_ROOT}/deno.json`,
       ...permissionFlags(set),
@@ -122,7 +130,7 @@ export function cliCommand(args: readonly string[], options: CliOptions = {}): D
       ...args,
     ],
     cwd: options.cwd ?? "/",
-    env: { NO_COLOR: "1", ...options.env },
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...options.env },
     clearEnv: options.clearEnv ?? false,
     stdin: options.stdin ?? "null",
     stdout: options.stdout ?? "piped",
