@@ -182,9 +182,20 @@ Deno.test("secretsync on a real terminal colours its level tags, and not with NO
     };
     const path = Deno.env.get("PATH") ?? "/usr/bin:/bin";
     const home = Deno.env.get("HOME") ?? "/root";
-    const coloured = await run({ PATH: path, HOME: home, TERM: "xterm" });
+    const coloured = await run({
+      PATH: path,
+      HOME: home,
+      TERM: "xterm",
+      DENO_NO_UPDATE_CHECK: "1",
+    });
     assert.ok(coloured.includes("\x1b[31m[ERROR]\x1b[0m (map) "), coloured);
-    const plain = await run({ PATH: path, HOME: home, TERM: "xterm", NO_COLOR: "1" });
+    const plain = await run({
+      PATH: path,
+      HOME: home,
+      TERM: "xterm",
+      NO_COLOR: "1",
+      DENO_NO_UPDATE_CHECK: "1",
+    });
     assert.match(plain, /\[ERROR\] \(map\) /);
     assert.ok(!plain.includes("\x1b["), plain);
   } finally {
@@ -216,7 +227,12 @@ Deno.test("sync on a real terminal shows a progress line for a long map, and no 
     const quoted = argv.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
     const out = await new Deno.Command("script", {
       args: ["-qec", quoted, "/dev/null"],
-      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: "/root", TERM: "xterm" },
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: "/root",
+        TERM: "xterm",
+        DENO_NO_UPDATE_CHECK: "1", // clearEnv: the task's does not reach it
+      },
       clearEnv: true,
       stdin: "null",
     }).output();
