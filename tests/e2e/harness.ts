@@ -25,8 +25,6 @@ export interface CliOptions {
   stderr?: "piped" | "null";
   /** Variables to set or override (e.g. a PATH with stand-in programs first). */
   env?: Record<string, string>;
-  /** Only `env` (and what `cliCommand` always sets), not this process's environment. */
-  clearEnv?: boolean;
   /** A program to run the CLI under (e.g. strace), as `cliCommand` takes it. */
   prefix?: readonly string[];
 }

@@ -42,15 +42,10 @@ Deno.test("a sync pointed at the stand-in connects to loopback only: no DNS, no 
     oci.setSecret(TOKEN, secretValue("loopback"));
     await ws.writeMap([`${TOKEN},${ws.root}/token,0600,,`]);
     const trace = `${ws.dir}/net.trace`;
-    const home = Deno.env.get("HOME") ?? "/root";
+    // Only cliCommand may turn the update check off here, not this process's environment.
+    const inherited = Deno.env.get("DENO_NO_UPDATE_CHECK");
+    Deno.env.delete("DENO_NO_UPDATE_CHECK");
     const { code, stderr } = await runCli(["sync", ...ws.args(), ...instancePrincipalArgs(oci)], {
-      // Only what cliCommand sets, so a DENO_NO_UPDATE_CHECK of this process cannot hide its loss.
-      clearEnv: true,
-      env: {
-        HOME: home,
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
-      },
       prefix: [
         "strace",
         "-f",
@@ -61,6 +56,8 @@ Deno.test("a sync pointed at the stand-in connects to loopback only: no DNS, no 
         "-o",
         trace,
       ],
+    }).finally(() => {
+      if (inherited !== undefined) Deno.env.set("DENO_NO_UPDATE_CHECK", inherited);
     });
     assert.equal(code, 3, stderr);
     const addresses = addressesIn(await Deno.readTextFile(trace));
