@@ -137,10 +137,15 @@ Deno.test("watch --stream and doctor pointed at the stand-in connect to loopback
       assert.ok((oci.calls.secrets.get(TOKEN) ?? 0) >= 1, "watch fetched nothing");
     } finally {
       // strace's child is the CLI: stop it, and strace ends with it.
-      const traced = (await Deno.readTextFile(`/proc/${child.pid}/task/${child.pid}/children`))
-        .trim().split(" ")[0];
-      if (traced) Deno.kill(Number(traced), "SIGTERM");
-      else child.kill("SIGTERM");
+      const children = await Deno.readTextFile(`/proc/${child.pid}/task/${child.pid}/children`)
+        .catch(() => ""); // strace already gone
+      const traced = children.trim().split(" ")[0];
+      try {
+        if (traced) Deno.kill(Number(traced), "SIGTERM");
+        else child.kill("SIGTERM");
+      } catch {
+        // already ended
+      }
       await child.status;
     }
     await assertLoopbackOnly(watchTrace, oci);
